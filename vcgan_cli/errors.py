@@ -1,0 +1,13 @@
+"""Error types. Every user-facing failure is a :class:`VcganError` whose message is one line."""
+
+
+class VcganError(Exception):
+    """A failure the user can act on; ``str(err)`` is a single line saying what to do."""
+
+
+class MediaError(VcganError):
+    """A video or image could not be read or written."""
+
+
+class WeightsError(VcganError):
+    """Model weights are missing, corrupt or do not match their config."""

@@ -1,0 +1,6 @@
+"""Networks: the VCGAN generator and discriminator, and their named variants."""
+from .config import VARIANTS, ModelConfig
+from .generator import MULTIPLE, Discriminator, Generator
+from .stats import count_macs, count_parameters
+
+__all__ = ["VARIANTS", "ModelConfig", "MULTIPLE", "Discriminator", "Generator", "count_macs", "count_parameters"]
