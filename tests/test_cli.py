@@ -1,0 +1,224 @@
+"""End to end through the real CLI: real clips made with PyAV, the real (tiny, random) network."""
+import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from media_fixtures import make_clip, probe
+from vcgan_cli.cli import main
+
+NTSC = Fraction(30000, 1001)
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
+
+
+def leftovers(folder: Path, keep: set[str]) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name not in keep)
+
+
+@pytest.fixture(scope="module")
+def two_shots(tmp_path_factory):
+    """29.97 fps, odd size, a hard cut at frame 12, an AAC sine track."""
+    folder = tmp_path_factory.mktemp("two_shots")
+    src = folder / "film.mp4"
+    made = make_clip(src, width=161, height=121, rate=NTSC, frames=24, cut_at=12, audio="aac", pix_fmt="yuv444p")
+    out = folder / "film_color.mp4"
+    report = folder / "report.json"
+    result = run("colorize", src, "-o", out, "--model", "tiny", "--size", "128", "--report", report)
+    return src, out, made, result, json.loads(report.read_text()) if report.exists() else None
+
+
+def test_colorize_keeps_frames_timing_sound_and_luma(two_shots):
+    src, out, made, result, report = two_shots
+    assert result.exit_code == 0, result.output
+    a, b = probe(src, with_luma=True), probe(out, with_luma=True)
+    assert b["frames"] == a["frames"] == 24
+    assert b["pts"] == a["pts"]
+    assert b["times"] == pytest.approx(a["times"], abs=1e-6)
+    assert (b["width"], b["height"]) == (161, 121)
+    assert len(b["audio"]) == 1
+    assert b["audio"][0]["duration"] == pytest.approx(a["audio"][0]["duration"], abs=0.03)
+    assert b["audio"][0]["duration"] == pytest.approx(24 / float(NTSC), abs=0.05)
+    for ya, yb in zip(a["luma"], b["luma"]):
+        assert psnr(ya, yb, 255) >= 40
+    assert a["chroma"] < 0.005 < b["chroma"]  # gray in, coloured out
+    assert report["frames"] == 24
+
+
+def test_recurrence_restarts_exactly_at_the_cut(two_shots):
+    *_, result, report = two_shots
+    assert report["shot_starts"] == [0, 12]
+    assert "cuts at frames 12" in result.output
+
+
+def test_raw_mode_and_archival_codec(tmp_path):
+    src = tmp_path / "in.mkv"
+    make_clip(src, width=96, height=72, frames=6, audio=None)
+    out = tmp_path / "master.mov"
+    result = run("colorize", src, "-o", out, "--model", "tiny", "--size", "64", "--raw", "--codec", "prores_ks", "-q")
+    assert result.exit_code == 0, result.output
+    info = probe(out)
+    assert info["frames"] == 6 and info["codec"] == "prores" and info["chroma"] > 0.005
+
+
+def _error_line(result) -> str:
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code != 0
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_bad_inputs_exit_non_zero_with_one_line_and_no_output(tmp_path):
+    good = tmp_path / "good.mp4"
+    make_clip(good, frames=4, audio=None)
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 50)
+    audio_only = tmp_path / "sound.m4a"
+    with av.open(str(audio_only), "w") as c:
+        s = c.add_stream("aac", rate=48000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 48000
+        for i in range(5):
+            frame.pts = i * 1024
+            c.mux(s.encode(frame))
+        c.mux(s.encode(None))
+    whole = tmp_path / "whole.mkv"
+    make_clip(whole, frames=4, audio=None)
+    data = whole.read_bytes()
+    empty = tmp_path / "empty.mkv"  # header and track list intact, cut inside the first Cluster
+    empty.write_bytes(data[: data.index(b"\x1f\x43\xb6\x75") + 8])
+    whole.unlink()
+    cases = {
+        "missing": (tmp_path / "nope.mp4", "no such file"),
+        "folder": (tmp_path, "folder"),
+        "text": (text, "not"),
+        "audio only": (audio_only, "no video stream"),
+        "zero frames": (empty, "frames"),
+    }
+    for name, (src, words) in cases.items():
+        out = tmp_path / f"out-{name.replace(' ', '_')}.mp4"
+        before = set(p.name for p in tmp_path.iterdir())
+        line = _error_line(run("colorize", src, "-o", out, "--model", "tiny", "--size", "64"))
+        assert words in line.lower(), (name, line)
+        assert leftovers(tmp_path, before) == [], name
+
+
+def test_input_is_never_overwritten(tmp_path):
+    src = tmp_path / "film.mp4"
+    make_clip(src, frames=4, audio=None)
+    original = src.read_bytes()
+    for extra in ([], ["--overwrite"]):
+        line = _error_line(run("colorize", src, "-o", src, "--model", "tiny", *extra))
+        assert "input" in line
+    (tmp_path / "link.mp4").symlink_to(src)
+    _error_line(run("colorize", src, "-o", tmp_path / "link.mp4", "--model", "tiny", "--overwrite"))
+    assert src.read_bytes() == original
+    out = tmp_path / "taken.mp4"
+    out.write_bytes(b"keep me")
+    line = _error_line(run("colorize", src, "-o", out, "--model", "tiny"))
+    assert "--overwrite" in line and out.read_bytes() == b"keep me"
+    assert run("colorize", src, "-o", out, "--model", "tiny", "--size", "64", "--overwrite", "-q").exit_code == 0
+    assert probe(out)["frames"] == 4
+    assert leftovers(tmp_path, {"film.mp4", "link.mp4", "taken.mp4"}) == []
+
+
+def test_broken_stream_is_coloured_up_to_the_break(tmp_path):
+    src = tmp_path / "whole.mkv"
+    make_clip(src, width=128, height=96, frames=40, audio=None, codec="libx264")
+    cut = tmp_path / "broken.mkv"
+    cut.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
+    out = tmp_path / "out.mkv"
+    result = run("colorize", cut, "-o", out, "--model", "tiny", "--size", "64")
+    assert result.exit_code == 0, result.output
+    frames = probe(out)["frames"]
+    assert 5 < frames < 40
+    assert frames == probe(cut)["frames"]
+
+
+def test_colour_input_is_accepted_with_a_warning(tmp_path):
+    src = tmp_path / "colour.mp4"
+    make_clip(src, frames=4, colour=True, audio=None)
+    result = run("colorize", src, "-o", tmp_path / "o.mp4", "--model", "tiny", "--size", "64")
+    assert result.exit_code == 0, result.output
+    assert "warning: the input looks like a colour film" in result.output
+
+
+def test_a_crash_mid_film_leaves_nothing_behind(tmp_path, monkeypatch):
+    from vcgan_cli import pipeline
+    from vcgan_cli.runtime import Colorizer
+
+    src = tmp_path / "film.mp4"
+    make_clip(src, frames=12, audio="aac")
+    calls = {"n": 0}
+    real = Colorizer.__call__
+
+    def failing(self, gray, placeholder):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        return real(self, gray, placeholder)
+
+    monkeypatch.setattr(Colorizer, "__call__", failing)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.colorize_video(src, tmp_path / "out.mp4", model="tiny", size=64)
+    assert leftovers(tmp_path, {"film.mp4"}) == []
+    calls["n"] = 0
+    line = _error_line(run("colorize", src, "-o", tmp_path / "out.mp4", "--model", "tiny", "--size", "64", "-q"))
+    assert "interrupted" in line
+    assert leftovers(tmp_path, {"film.mp4"}) == []
+
+
+def test_image_mode_keeps_size_depth_and_luminance(tmp_path):
+    rng = np.random.default_rng(0)
+    gray8 = cv2.resize(rng.integers(0, 256, (20, 30), dtype=np.uint8), (301, 199))
+    cv2.imwrite(str(tmp_path / "a.png"), gray8)
+    gray16 = (cv2.resize(rng.random((20, 30)).astype(np.float32), (150, 100)) * 65535).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "b.tif"), gray16)
+    colour = rng.integers(0, 256, (80, 120, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "c.jpg"), colour)
+    out = tmp_path / "coloured"
+    result = run("image", tmp_path, "-o", out, "--model", "tiny", "--size", "64")
+    assert result.exit_code == 0, result.output
+    assert "c.jpg looks like a colour photo" in result.output
+    a = cv2.imread(str(out / "a.png"), cv2.IMREAD_UNCHANGED)
+    assert a.shape == (199, 301, 3) and a.dtype == np.uint8
+    y = cv2.cvtColor(a, cv2.COLOR_BGR2GRAY)
+    assert psnr(y, gray8, 255) >= 40
+    b = cv2.imread(str(out / "b.tif"), cv2.IMREAD_UNCHANGED)
+    assert b.shape == (100, 150, 3) and b.dtype == np.uint16
+    yb = b[..., 2] * 0.299 + b[..., 1] * 0.587 + b[..., 0] * 0.114
+    assert psnr(yb, gray16, 65535) >= 40
+    assert np.abs(b[..., 2].astype(int) - b[..., 0]).mean() > 100  # coloured, not gray
+    # single file, default name beside it; existing output needs --overwrite
+    assert run("image", tmp_path / "a.png", "--model", "tiny", "--size", "64", "-q").exit_code == 0
+    assert (tmp_path / "a_color.png").exists()
+    assert "--overwrite" in _error_line(run("image", tmp_path / "a.png", "--model", "tiny", "-q"))
+    assert "input itself" in _error_line(run("image", tmp_path / "a.png", "-o", tmp_path / "a.png", "--model", "tiny"))
+
+
+def test_the_console_script_reports_missing_weights_in_one_line(tmp_path):
+    src = tmp_path / "film.mp4"
+    make_clip(src, frames=2, audio=None)
+    exe = Path(sys.executable).with_name("vcgan")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "vcgan_cli"]
+    proc = subprocess.run([*cmd, "colorize", str(src), "-o", str(tmp_path / "o.mp4")], capture_output=True, text=True)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "--model tiny" in lines[0]
+    assert not (tmp_path / "o.mp4").exists()

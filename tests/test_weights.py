@@ -1,0 +1,130 @@
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vcgan_cli import weights as W
+from vcgan_cli.errors import WeightsError
+from vcgan_cli.runtime import load_model
+
+
+@pytest.fixture()
+def tiny_dir(tmp_path):
+    loaded = W.random_weights("tiny", seed=3)
+    folder = tmp_path / "tiny-export"
+    sha = W.save_weights(loaded.generator, folder)
+    return folder, sha, loaded
+
+
+def _out(generator, x):
+    with torch.no_grad():
+        return generator(x, x)
+
+
+def test_save_and_load_round_trip(tiny_dir):
+    folder, sha, loaded = tiny_dir
+    assert len(sha) == 64
+    assert json.loads((folder / "config.json").read_text())["name"] == "tiny"
+    again = W.load_weights(f"{folder}")
+    assert again.trained and str(folder) in again.source
+    x = torch.rand(1, 1, 128, 128) * 2 - 1
+    # stored in fp16: outputs agree to fp16 precision
+    assert torch.allclose(_out(again.generator, x), _out(loaded.generator, x), atol=2e-2)
+    # the .safetensors file itself works too
+    assert W.load_weights(str(folder / "model.safetensors")).config == loaded.config
+
+
+def test_tiny_needs_no_file_and_is_seeded():
+    a, b = W.load_weights("tiny"), W.load_weights("tiny")
+    assert not a.trained
+    for (ka, va), (kb, vb) in zip(a.generator.state_dict().items(), b.generator.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    assert W.load_weights("random:vcgan-lite").config.name == "vcgan-lite"
+
+
+def test_registered_weights_are_hash_checked(tiny_dir, monkeypatch, tmp_path):
+    folder, sha, _ = tiny_dir
+    root = tmp_path / "shipped"
+    shutil.copytree(folder, root / "mine")
+    monkeypatch.setenv("VCGAN_WEIGHTS_DIR", str(root))
+    monkeypatch.setitem(W.REGISTRY, "mine", W.Registered("mine", sha, "test"))
+    assert W.load_weights("mine").trained
+    monkeypatch.setitem(W.REGISTRY, "mine", W.Registered("mine", "0" * 64, "test"))
+    with pytest.raises(WeightsError, match="corrupt or not the registered file"):
+        W.load_weights("mine")
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda f: (f / "model.safetensors").write_bytes(b"garbage" * 10), "not a readable safetensors"),
+        (lambda f: (f / "model.safetensors").unlink(), "model.safetensors is missing"),
+        (lambda f: (f / "config.json").unlink(), "config.json is missing"),
+        (lambda f: (f / "config.json").write_text("{nope"), "not valid JSON"),
+        (lambda f: (f / "config.json").write_text('{"name": "tiny", "colour": 1}'), "unknown keys colour"),
+        (
+            lambda f: (f / "config.json").write_text(json.dumps({"name": "tiny", "base_width": 6, "extractor": "tiny", "extractor_channels": 8, "nonlocal_blocks": 1})),
+            "does not match its config.json",
+        ),
+    ],
+)
+def test_broken_model_folders_give_one_line_errors(tiny_dir, damage, message):
+    folder, _, _ = tiny_dir
+    damage(folder)
+    with pytest.raises(WeightsError, match=message) as info:
+        W.load_weights(str(folder))
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_specs(tmp_path, monkeypatch):
+    with pytest.raises(WeightsError, match="unknown model 'nonesuch'"):
+        W.load_weights("nonesuch")
+    with pytest.raises(WeightsError, match="no such model folder"):
+        W.load_weights(str(tmp_path / "missing"))
+    with pytest.raises(WeightsError, match="no trained weights for 'vcgan'"):
+        W.load_weights("vcgan")
+    # a bare word that happens to be a folder is not silently taken as one
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nonesuch").mkdir()
+    with pytest.raises(WeightsError, match=r"write \./nonesuch"):
+        W.load_weights("nonesuch")
+    with pytest.raises(WeightsError, match="hf-hub:owner/repo"):
+        W.load_weights("hf-hub:justone")
+
+
+def _fake_hub_cache(cache: Path, repo: str, folder: Path, commit: str = "a" * 40) -> None:
+    """The layout huggingface_hub itself writes: models--owner--name/{refs,snapshots}."""
+    root = cache / f"models--{repo.replace('/', '--')}"
+    snap = root / "snapshots" / commit
+    snap.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(folder / name, snap / name)
+    (root / "refs").mkdir()
+    (root / "refs" / "main").write_text(commit)
+
+
+def test_hf_hub_works_offline_from_the_cache(tiny_dir, tmp_path, monkeypatch):
+    folder, _, _ = tiny_dir
+    cache = tmp_path / "hub"
+    _fake_hub_cache(cache, "someone/vcgan-test", folder)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants as C
+
+    monkeypatch.setattr(C, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(C, "HF_HUB_OFFLINE", True)
+    loaded = W.load_weights("hf-hub:someone/vcgan-test")
+    assert loaded.trained and loaded.source == "hf-hub:someone/vcgan-test"
+    with pytest.raises(WeightsError, match="not in the local Hugging Face cache"):
+        W.load_weights("hf-hub:someone/not-cached")
+
+
+def test_load_model_runs_a_frame():
+    model = load_model("tiny", device="cpu")
+    gray = np.random.default_rng(0).random((90, 130), dtype=np.float32)  # odd, small: padded inside
+    rgb = model(gray, gray)
+    assert rgb.shape == (90, 130, 3) and rgb.dtype == np.float32
+    assert 0 <= rgb.min() and rgb.max() <= 1

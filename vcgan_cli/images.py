@@ -1,0 +1,88 @@
+"""Reading and writing still images (JPEG, PNG, TIFF, WebP, BMP), 8- or 16-bit, gray or colour."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .colour import rgb_to_ycbcr
+from .errors import MediaError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
+#: Formats that can hold 16 bits per channel.
+SIXTEEN_BIT = (".png", ".tif", ".tiff")
+
+
+@dataclass
+class Still:
+    luma: np.ndarray  # float32 (H, W) in [0, 1]
+    chroma: float  # mean |Cb, Cr| of the input; ~0 for a black-and-white picture
+    bit_depth: int  # 8 or 16
+    alpha: np.ndarray | None  # the input's alpha channel, kept as is
+
+
+def read_image(path: str | os.PathLike) -> Still:
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(f"{path}: no such file")
+    if path.is_dir():
+        raise MediaError(f"{path} is a folder, not an image")
+    data = np.fromfile(path, dtype=np.uint8)  # also works for non-ASCII paths
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise MediaError(f"{path} is not an image OpenCV can read (JPEG, PNG, TIFF, WebP, BMP)")
+    if img.dtype == np.uint8:
+        depth, scale = 8, 255.0
+    elif img.dtype == np.uint16:
+        depth, scale = 16, 65535.0
+    elif img.dtype == np.float32:
+        depth, scale = 16, 1.0
+    else:
+        raise MediaError(f"{path}: {img.dtype} pixels are not supported; save it as 8- or 16-bit")
+    alpha = None
+    if img.ndim == 3 and img.shape[2] == 4:
+        alpha = img[..., 3]
+        img = img[..., :3]
+    if img.ndim == 3 and img.shape[2] == 2:  # gray + alpha
+        alpha = img[..., 1]
+        img = img[..., 0]
+    img = img.astype(np.float32) / scale
+    if img.ndim == 2:
+        return Still(img, 0.0, depth, alpha)
+    y, cb, cr = rgb_to_ycbcr(img[..., ::-1], "bt601")
+    return Still(y, float(np.mean(np.hypot(cb, cr))), depth, alpha)
+
+
+def write_image(path: str | os.PathLike, rgb: np.ndarray, *, bit_depth: int, alpha: np.ndarray | None) -> None:
+    """Write RGB in [0, 1] to ``path`` (format from the extension) through a temporary file
+    in the same folder, renamed into place only once it is complete."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in IMAGE_EXTENSIONS:
+        raise MediaError(f"{path}: unknown image extension; use one of {', '.join(IMAGE_EXTENSIONS)}")
+    sixteen = bit_depth == 16 and ext in SIXTEEN_BIT
+    scale, dtype = (65535.0, np.uint16) if sixteen else (255.0, np.uint8)
+    bgr = (rgb[..., ::-1] * scale + 0.5).astype(dtype)
+    if alpha is not None and ext in (".png", ".tif", ".tiff", ".webp"):
+        if alpha.dtype != dtype:
+            alpha = (alpha.astype(np.float64) * (scale / np.iinfo(alpha.dtype).max) + 0.5).astype(dtype)
+        bgr = np.dstack((bgr, alpha))
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext in (".jpg", ".jpeg") else []
+    if ext == ".webp":
+        params = [cv2.IMWRITE_WEBP_QUALITY, 95]
+    ok, encoded = cv2.imencode(ext, bgr, params)
+    if not ok:
+        raise MediaError(f"{path}: OpenCV could not encode this image")
+    tmp = path.with_name(f".{path.name}.vcgan-tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(encoded.tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,310 @@
+"""Colourise films and photos: the library API behind ``vcgan colorize`` and ``vcgan image``.
+
+Video runs as a small pipeline of threads joined by bounded queues, so memory stays flat
+however long the film is, and decoding, optical flow and encoding overlap with the network:
+
+    decode + resize ─▶ flow + scene cuts ─▶ network (recurrent) ─▶ encode + mux
+        (thread)           (thread)          (calling thread)         (thread)
+
+Audio packets travel through the same queues, so the muxer receives them in file order.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .colour import rgb_to_gray, rgb_to_ycbcr
+from .errors import VcganError
+from .flow import SceneCutDetector, estimate_flow, to_u8, warp
+from .media import AudioPacket, Frame, MediaReader, VideoWriter
+from .runtime import Colorizer, load_model, resize, working_size
+
+#: Input chroma (Frame.chroma) above which a film is taken to be in colour already.
+COLOUR_INPUT_CHROMA = 0.02
+_END = object()
+
+
+@dataclass
+class Progress:
+    """What a progress callback receives after each frame is written."""
+
+    frames_done: int
+    frames_total: int | None
+    shots: int
+    elapsed: float
+
+
+@dataclass
+class VideoResult:
+    input: str
+    output: str
+    frames: int
+    duration: float | None
+    #: Frame indices where the recurrence (re)started: 0 and every detected scene cut.
+    shot_starts: list[int]
+    working_size: tuple[int, int]
+    model: str
+    model_source: str
+    device: str
+    precision: str
+    elapsed: float
+    output_info: str
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.elapsed if self.elapsed > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["fps"] = self.fps
+        return d
+
+
+@dataclass
+class _Work:
+    frame: Frame
+    gray: np.ndarray  # working size, [0, 1]
+    gray_u8: np.ndarray
+    flow: np.ndarray | None = None  # backward flow to the previous frame; None = new shot
+
+
+class _Stage:
+    """Runs ``fn`` in a thread; errors are kept for the caller and stop everything."""
+
+    def __init__(self, name: str, fn: Callable[[], None], stop: threading.Event, errors: list[BaseException]):
+        def run() -> None:
+            try:
+                fn()
+            except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+                errors.append(exc)
+                stop.set()
+
+        self.thread = threading.Thread(target=run, name=f"vcgan-{name}", daemon=True)
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _get(q: queue.Queue, stop: threading.Event):
+    while True:
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            if stop.is_set():
+                return _END
+
+
+def _resolve_model(model: Colorizer | str | os.PathLike | None, device: str, precision: str) -> Colorizer:
+    return model if isinstance(model, Colorizer) else load_model(model, device=device, precision=precision)
+
+
+def colorize_video(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    model: Colorizer | str | os.PathLike | None = None,
+    size: int | None = None,
+    keep_luma: bool = True,
+    codec: str = "libx264",
+    crf: int | None = None,
+    overwrite: bool = False,
+    detect_cuts: bool = True,
+    cut_sensitivity: float = 1.0,
+    device: str = "auto",
+    precision: str = "auto",
+    progress: Callable[[Progress], None] | None = None,
+    queue_size: int = 4,
+) -> VideoResult:
+    """Colourise the film ``src`` into ``dst``, with its sound, frame for frame.
+
+    The first frame of every shot is ``G(x, x)``; each later frame is ``G(x_t, i_t)`` with
+    ``i_t`` the previous output in grayscale, warped onto frame t by optical flow between the
+    two grayscale inputs. With ``keep_luma`` the output keeps the film's own full-resolution
+    luminance and takes only chroma from the network; otherwise the network's RGB is written.
+    ``dst`` appears only when everything succeeded.
+    """
+    started = time.perf_counter()
+    colorizer = _resolve_model(model, device, precision)
+    size = size or colorizer.config.train_size
+    detector = SceneCutDetector(cut_sensitivity) if detect_cuts else None
+
+    with MediaReader(src) as reader:
+        info = reader.info
+        wh, ww = working_size(info.height, info.width, size)
+        with VideoWriter(dst, reader, codec=codec, crf=crf, overwrite=overwrite) as writer:
+            stop = threading.Event()
+            errors: list[BaseException] = []
+            decoded: queue.Queue = queue.Queue(queue_size)
+            flowed: queue.Queue = queue.Queue(queue_size)
+            coloured: queue.Queue = queue.Queue(queue_size)
+            warnings: list[str] = []
+            shot_starts: list[int] = []
+            written = [0]
+
+            def decode() -> None:
+                checked = 0
+                for item in reader.demux():
+                    if isinstance(item, Frame):
+                        if checked < 10:
+                            checked += 1
+                            if item.chroma > COLOUR_INPUT_CHROMA and not any("colour" in w for w in warnings):
+                                warnings.append(
+                                    "the input looks like a colour film; its colours are discarded and replaced"
+                                )
+                        gray = np.clip(resize(item.luma, wh, ww), 0.0, 1.0)
+                        item = _Work(item, gray, to_u8(gray))
+                    if not _put(decoded, item, stop):
+                        return
+                _put(decoded, _END, stop)
+
+            def track() -> None:
+                prev: _Work | None = None
+                while (item := _get(decoded, stop)) is not _END:
+                    if isinstance(item, _Work):
+                        if prev is not None:
+                            flow = estimate_flow(prev.gray_u8, item.gray_u8)
+                            if detector is None or not detector.is_cut(prev.gray_u8, item.gray_u8, flow):
+                                item.flow = flow
+                        prev = item
+                    if not _put(flowed, item, stop):
+                        return
+                _put(flowed, _END, stop)
+
+            def encode() -> None:
+                while (item := _get(coloured, stop)) is not _END:
+                    if isinstance(item, AudioPacket):
+                        writer.write_audio(item)
+                        continue
+                    frame, rgb = item
+                    if keep_luma:
+                        _, cb, cr = rgb_to_ycbcr(rgb, info.matrix)
+                        writer.write_frame(frame.pts, frame.luma, cb, cr)
+                    else:
+                        writer.write_rgb(frame.pts, rgb)
+                    written[0] += 1
+                    if progress is not None:
+                        progress(
+                            Progress(written[0], info.frame_count, len(shot_starts), time.perf_counter() - started)
+                        )
+
+            stages = [_Stage(n, f, stop, errors) for n, f in (("decode", decode), ("flow", track), ("encode", encode))]
+            for s in stages:
+                s.thread.start()
+            finished = False
+            try:
+                prev_rgb: np.ndarray | None = None
+                while (item := _get(flowed, stop)) is not _END:
+                    if isinstance(item, _Work):
+                        if item.flow is None or prev_rgb is None:
+                            shot_starts.append(item.frame.index)
+                            placeholder = item.gray
+                        else:
+                            placeholder = warp(rgb_to_gray(prev_rgb), item.flow)
+                        prev_rgb = colorizer(item.gray, placeholder)
+                        item = (item.frame, prev_rgb)
+                    if not _put(coloured, item, stop):
+                        break
+                finished = _put(coloured, _END, stop)
+            finally:
+                if not finished:  # an error here or in a stage, or Ctrl-C: stop every stage
+                    stop.set()
+                for s in stages:
+                    s.thread.join()
+            if errors:
+                raise errors[0]
+            if written[0] == 0:
+                raise VcganError(f"{src}: no video frames could be decoded")
+            writer.commit()
+            output_info = writer.output_info
+        warnings.extend(reader.warnings)
+
+    return VideoResult(
+        input=str(src),
+        output=str(dst),
+        frames=written[0],
+        duration=info.duration,
+        shot_starts=shot_starts,
+        working_size=(wh, ww),
+        model=colorizer.name,
+        model_source=colorizer.source,
+        device=str(colorizer.device),
+        precision=colorizer.precision,
+        elapsed=time.perf_counter() - started,
+        output_info=output_info,
+        warnings=warnings,
+    )
+
+
+@dataclass
+class ImageResult:
+    input: str
+    output: str
+    size: tuple[int, int]
+    working_size: tuple[int, int]
+    warnings: list[str] = field(default_factory=list)
+
+
+def image_output_path(src: Path, out: Path | None, many: bool) -> Path:
+    """Where ``vcgan image`` writes ``src``: next to it as ``NAME_color.EXT`` by default, in
+    ``out`` if it is a folder (or several inputs were given), else ``out`` itself."""
+    if out is None:
+        return src.with_name(f"{src.stem}_color{src.suffix}")
+    if many or out.is_dir() or str(out).endswith(("/", os.sep)):
+        return out / src.name
+    return out
+
+
+def colorize_image(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    model: Colorizer | str | os.PathLike | None = None,
+    size: int | None = None,
+    keep_luma: bool = True,
+    overwrite: bool = False,
+    device: str = "auto",
+    precision: str = "auto",
+) -> ImageResult:
+    """Colourise one photo in image mode (the placeholder extractor sees the photo itself),
+    keeping its size, bit depth, alpha and, by default, its own luminance."""
+    from .colour import ycbcr_to_rgb
+    from .images import read_image, write_image
+
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and src.exists() and os.path.samefile(src, dst):
+        raise VcganError(f"{dst} is the input itself; choose another output name")
+    if dst.exists() and not overwrite:
+        raise VcganError(f"{dst} exists; pass --overwrite to replace it")
+    if not dst.parent.is_dir():
+        raise VcganError(f"{dst.parent}: output folder does not exist")
+    colorizer = _resolve_model(model, device, precision)
+    still = read_image(src)
+    warnings = []
+    if still.chroma > COLOUR_INPUT_CHROMA:
+        warnings.append(f"{src} looks like a colour photo; its colours are discarded and replaced")
+    h, w = still.luma.shape
+    wh, ww = working_size(h, w, size or colorizer.config.train_size)
+    gray = np.clip(resize(still.luma, wh, ww), 0.0, 1.0)
+    rgb = colorizer(gray, gray)
+    if keep_luma:
+        _, cb, cr = rgb_to_ycbcr(rgb, "bt601")
+        out = ycbcr_to_rgb(still.luma, resize(cb, h, w), resize(cr, h, w), "bt601")
+    else:
+        out = np.clip(resize(rgb, h, w), 0.0, 1.0)
+    write_image(dst, out, bit_depth=still.bit_depth, alpha=still.alpha)
+    return ImageResult(str(src), str(dst), (h, w), (wh, ww), warnings)

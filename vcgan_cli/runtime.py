@@ -1,0 +1,119 @@
+"""A generator placed on a device, with the padding and precision it needs: one call per frame."""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .colour import to_network
+from .errors import VcganError
+from .models import MULTIPLE
+from .weights import LoadedWeights, load_weights
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise VcganError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise VcganError(f"device {device!r} asked for, but PyTorch sees no CUDA GPU here; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise VcganError(f"device {device!r}: only {torch.cuda.device_count()} CUDA GPU(s) present")
+    elif dev.type != "cpu":
+        raise VcganError(f"device {device!r} is not supported; use auto, cpu, cuda or cuda:N")
+    return dev
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """``auto`` is fp16 on CUDA (bf16 where fp16 is not faster is not guessed) and fp32 on CPU."""
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if precision not in PRECISIONS:
+        raise VcganError(f"unknown precision {precision!r}; use auto, fp32, fp16 or bf16")
+    if precision == "fp16" and device.type == "cpu":
+        raise VcganError("fp16 is not supported on the CPU; use --precision fp32 or bf16")
+    return PRECISIONS[precision]
+
+
+def working_size(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """(h, w) with the short side scaled to ``short_side``, keeping the aspect ratio."""
+    if short_side < 16:
+        raise VcganError(f"--size {short_side} is too small; use at least 16")
+    scale = short_side / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    if image.shape[:2] == (height, width):
+        return image
+    shrinking = height * width < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+
+
+@dataclass
+class Colorizer:
+    """A loaded model on a device. ``colorizer(gray, placeholder)`` → RGB, all at working size."""
+
+    weights: LoadedWeights
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def config(self):
+        return self.weights.config
+
+    @property
+    def name(self) -> str:
+        return self.weights.config.name
+
+    @property
+    def source(self) -> str:
+        return self.weights.source
+
+    @property
+    def precision(self) -> str:
+        return {v: k for k, v in PRECISIONS.items()}[self.dtype]
+
+    def _autocast(self):
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    @torch.inference_mode()
+    def __call__(self, gray: np.ndarray, placeholder: np.ndarray) -> np.ndarray:
+        """Colourise one frame: ``gray`` and ``placeholder`` (H, W) in [0, 1] → RGB (H, W, 3)
+        in [0, 1]. Any size; padded (reflect) to a multiple of 64 for the network."""
+        h, w = gray.shape
+        x = torch.from_numpy(np.stack((to_network(gray), to_network(placeholder)))[:, None])
+        x = x.to(self.device, non_blocking=True)
+        # Multiples of 64, and at least 128 so the 1/64 bottleneck keeps more than one pixel.
+        ph, pw = max(-h % MULTIPLE, 2 * MULTIPLE - h), max(-w % MULTIPLE, 2 * MULTIPLE - w)
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), mode=mode)
+        with self._autocast():
+            out = self.weights.generator(x[:1], x[1:])
+        out = out[0, :, ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w]
+        rgb = ((out.float() + 1.0) * 0.5).clamp_(0.0, 1.0).permute(1, 2, 0)
+        return rgb.cpu().numpy()
+
+
+def load_model(model: str | os.PathLike | None = None, *, device: str = "auto", precision: str = "auto") -> Colorizer:
+    """Load a model by spec (name, ``random:ARCH``, path or ``hf-hub:``) onto a device."""
+    dev = resolve_device(device)
+    dtype = resolve_precision(precision, dev)
+    weights = load_weights(model)
+    weights.generator.to(dev).eval()
+    return Colorizer(weights, dev, dtype)

@@ -1,0 +1,225 @@
+"""Where a model comes from, in one place.
+
+A model spec (``--model``) is one of, never guessed between:
+
+* a registered name (``vcgan-lite``): ``config.json`` + ``model.safetensors`` in the project's
+  ``weights/<name>/`` folder, checked against the SHA-256 pinned in :data:`REGISTRY`;
+* ``tiny``, or ``random:NAME`` for any architecture in :data:`~vcgan_cli.models.VARIANTS`:
+  seeded random weights, no file at all (for trying the pipeline, tests and speed benchmarks);
+* a local path: a folder holding ``config.json`` + ``model.safetensors``, or the
+  ``.safetensors`` file itself with ``config.json`` beside it. Paths are written with a
+  ``/`` (``./my-model``), so a bare word is never mistaken for a folder;
+* ``hf-hub:owner/repo[@revision]``: the same pair from the Hugging Face Hub, cached by
+  ``huggingface_hub`` (works offline once cached, e.g. with ``HF_HUB_OFFLINE=1``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import WeightsError
+from .models import VARIANTS, Generator, ModelConfig
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+RANDOM_SEED = 0
+
+
+def weights_dir() -> Path:
+    """The folder of shipped weights: ``$VCGAN_WEIGHTS_DIR`` or the project's ``weights/``."""
+    env = os.environ.get("VCGAN_WEIGHTS_DIR")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_weights", here.parent / "weights"):
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "weights"
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A shipped model: its folder under :func:`weights_dir` and the SHA-256 of its weights."""
+
+    folder: str
+    sha256: str
+    description: str
+
+
+#: Shipped, hash-pinned weights. ``vcgan-lite`` joins once a trained model is committed.
+REGISTRY: dict[str, Registered] = {}
+
+#: The model used when none is given.
+DEFAULT_MODEL = "vcgan-lite"
+
+
+@dataclass
+class LoadedWeights:
+    config: ModelConfig
+    generator: Generator
+    #: Human-readable origin, e.g. "weights/vcgan-lite (sha256 1a2b3c4d…)" or "random (seed 0)".
+    source: str
+    trained: bool
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_config(path: Path) -> ModelConfig:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise WeightsError(f"{path} is missing; a model folder needs {CONFIG_NAME} and {WEIGHTS_NAME}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise WeightsError(f"{path} is not valid JSON ({exc}); re-export or re-download the model") from None
+    if not isinstance(data, dict):
+        raise WeightsError(f"{path} is not a vcgan config (expected a JSON object)")
+    return ModelConfig.from_dict(data)
+
+
+def _load_pair(folder: Path, weights: Path, source: str, sha256: str | None = None) -> LoadedWeights:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    config = read_config(folder / CONFIG_NAME)
+    if not weights.is_file():
+        raise WeightsError(f"{weights} is missing; a model folder needs {CONFIG_NAME} and {WEIGHTS_NAME}")
+    if sha256 is not None:
+        actual = _sha256(weights)
+        if actual != sha256:
+            raise WeightsError(
+                f"{weights} is corrupt or not the registered file (sha256 {actual[:12]}…, expected {sha256[:12]}…); "
+                "restore it with `git checkout -- weights/` or reinstall vcgan"
+            )
+        source = f"{source} (sha256 {sha256[:12]}…)"
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{weights} is not a readable safetensors file ({exc}); re-export or re-download it") from None
+    generator = Generator(config)
+    expected = generator.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if wrong:
+            parts.append(f"{len(wrong)} with other shapes (e.g. {wrong[0]})")
+        raise WeightsError(
+            f"{weights} does not match its {CONFIG_NAME} ({'; '.join(parts)} tensors); "
+            "the two files must come from the same export"
+        )
+    generator.load_state_dict({k: v.float() for k, v in state.items()})
+    return LoadedWeights(config, generator.eval(), source, trained=True)
+
+
+def random_weights(name: str, seed: int = RANDOM_SEED) -> LoadedWeights:
+    """An architecture from :data:`VARIANTS` with seeded random weights (noise colours)."""
+    if name not in VARIANTS:
+        raise WeightsError(f"unknown architecture {name!r}; known: {', '.join(VARIANTS)}")
+    config = VARIANTS[name]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        generator = Generator(config)
+    return LoadedWeights(config, generator.eval(), f"random weights (seed {seed})", trained=False)
+
+
+def _from_hub(spec: str) -> LoadedWeights:
+    repo = spec[len("hf-hub:") :]
+    revision = None
+    if "@" in repo:
+        repo, revision = repo.split("@", 1)
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        raise WeightsError(f"{spec!r}: write hf-hub:owner/repo or hf-hub:owner/repo@revision")
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        config_path = Path(hf_hub_download(repo, CONFIG_NAME, revision=revision))
+        weights_path = Path(hf_hub_download(repo, WEIGHTS_NAME, revision=revision))
+    except LocalEntryNotFoundError:
+        raise WeightsError(
+            f"{spec}: not in the local Hugging Face cache and the Hub cannot be reached; "
+            "connect once (without HF_HUB_OFFLINE) to download it"
+        ) from None
+    except (RepositoryNotFoundError, EntryNotFoundError) as exc:
+        raise WeightsError(f"{spec}: {type(exc).__name__} — needs {CONFIG_NAME} and {WEIGHTS_NAME} in that repo") from None
+    except Exception as exc:  # network errors, revisions that do not exist
+        raise WeightsError(f"{spec}: could not fetch from the Hub ({str(exc).splitlines()[0]})") from None
+    if config_path.parent != weights_path.parent:
+        raise WeightsError(f"{spec}: {CONFIG_NAME} and {WEIGHTS_NAME} come from different revisions")
+    return _load_pair(config_path.parent, weights_path, spec)
+
+
+def _looks_like_path(spec: str) -> bool:
+    return (
+        "/" in spec
+        or os.sep in spec
+        or spec.startswith((".", "~"))
+        or spec.endswith((".safetensors", ".json"))
+    )
+
+
+def load_weights(spec: str | os.PathLike | None = None) -> LoadedWeights:
+    """Resolve a model spec (see the module docstring) into a generator on the CPU."""
+    spec = DEFAULT_MODEL if spec is None else spec
+    if isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)
+    if spec.startswith("hf-hub:"):
+        return _from_hub(spec)
+    if spec.startswith("random:"):
+        return random_weights(spec[len("random:") :])
+    if _looks_like_path(spec):
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            return _load_pair(path, path / WEIGHTS_NAME, str(path))
+        if path.is_file() and path.suffix == ".safetensors":
+            return _load_pair(path.parent, path, str(path))
+        if path.is_file():
+            raise WeightsError(f"{spec}: give the model folder or its .safetensors file")
+        raise WeightsError(f"{spec}: no such model folder or file")
+    if spec in REGISTRY:
+        entry = REGISTRY[spec]
+        folder = weights_dir() / entry.folder
+        return _load_pair(folder, folder / WEIGHTS_NAME, f"weights/{entry.folder}", entry.sha256)
+    if spec == "tiny":
+        return random_weights("tiny")
+    if spec in VARIANTS:
+        raise WeightsError(
+            f"no trained weights for {spec!r} are shipped in weights/ yet; train and export them "
+            f"(`vcgan train`), pass --model PATH or hf-hub:owner/repo, or try the pipeline with "
+            f"--model tiny (random weights, noise colours)"
+        )
+    names = ", ".join(sorted(set(REGISTRY) | {"tiny"}))
+    hint = f" (for a local folder write ./{spec})" if Path(spec).exists() else ""
+    raise WeightsError(
+        f"unknown model {spec!r}{hint}; use a registered name ({names}), random:ARCH, a path, or hf-hub:owner/repo"
+    )
+
+
+def save_weights(generator: Generator, folder: str | os.PathLike, *, dtype: torch.dtype = torch.float16) -> str:
+    """Write ``config.json`` + ``model.safetensors`` (fp16 by default); return the SHA-256."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in generator.state_dict().items()}
+    tmp = folder / f".{WEIGHTS_NAME}.tmp"
+    save_file(state, str(tmp), metadata={"format": "pt", "config": generator.config.to_json()})
+    os.replace(tmp, folder / WEIGHTS_NAME)
+    (folder / CONFIG_NAME).write_text(generator.config.to_json())
+    return _sha256(folder / WEIGHTS_NAME)
