@@ -1,0 +1,1169 @@
+"""Video I/O: read a film's luma frame by frame, write the colourised film back.
+
+The reader makes ONE pass over the input in demux order and yields decoded video
+frames (as normalised luma) interleaved with the raw audio packets, so memory stays
+flat however long the film is.  The writer encodes frames built directly from Y/Cb/Cr
+planes (no RGB round trip), copies (or, where the container cannot take the codec,
+transcodes) the audio, keeps every video timestamp exactly, and only ever puts a file
+under the final name once it is complete (temporary file + ``os.replace``).
+
+Nothing here prints or imports a UI library; every user-facing failure is a
+:class:`~vcgan_cli.errors.MediaError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import weakref
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Iterator
+
+import av
+import cv2
+import numpy as np
+
+from .errors import MediaError
+
+__all__ = [
+    "AudioStreamInfo",
+    "VideoInfo",
+    "Frame",
+    "AudioPacket",
+    "MediaReader",
+    "VideoWriter",
+    "SUPPORTED_CODECS",
+    "CONTAINERS",
+]
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class AudioStreamInfo:
+    index: int
+    codec: str
+    channels: int
+    sample_rate: int
+    duration: float | None
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    width: int
+    height: int
+    rotation: int
+    time_base: Fraction
+    average_rate: Fraction | None
+    frame_count: int | None
+    duration: float | None
+    codec: str
+    pix_fmt: str
+    bit_depth: int
+    matrix: str
+    full_range: bool
+    audio: tuple[AudioStreamInfo, ...]
+
+
+@dataclass
+class Frame:
+    index: int
+    pts: int
+    time: float
+    luma: np.ndarray
+    chroma: float
+
+
+@dataclass
+class AudioPacket:
+    stream_index: int
+    packet: av.Packet
+
+
+# ------------------------------------------------------------------ small helpers
+
+# AVColorSpace -> our matrix names.
+_SPC_TO_MATRIX = {1: "bt709", 4: "bt601", 5: "bt601", 6: "bt601", 7: "bt709", 9: "bt2020", 10: "bt2020"}
+_MATRIX_TO_SPC = {"bt601": 6, "bt709": 1, "bt2020": 9}
+_MATRIX_TO_SWS = {"bt601": "ITU601", "bt709": "ITU709", "bt2020": "BT2020"}
+_RANGE_MPEG, _RANGE_JPEG = 1, 2
+
+# Pixel formats whose plane 0 is the luma at full size, LSB-aligned, little-endian.
+_DIRECT_YUV = re.compile(r"^(yuv|yuvj|yuva)(420|422|444|440|411|410)p(\d+le)?$")
+_DIRECT_NV = re.compile(r"^nv(12|21|16|24|42)$")
+_DIRECT_GRAY = re.compile(r"^gray(\d+le)?$")
+
+
+def _one_line(text: object) -> str:
+    s = " ".join(str(text).split())
+    return s if len(s) <= 300 else s[:297] + "..."
+
+
+def _ffmpeg_message(err: BaseException) -> str:
+    msg = getattr(err, "strerror", None) or str(err)
+    return _one_line(msg)
+
+
+def _local(path: str) -> str:
+    """Force FFmpeg's file protocol, so a name like ``take:2.mp4`` is not a URL."""
+    return "file:" + os.path.abspath(path)
+
+
+def _dtype_for_bits(bits: int) -> np.dtype:
+    return np.dtype(np.uint8) if bits <= 8 else np.dtype("<u2")
+
+
+def _plane_view(plane, dtype: np.dtype) -> np.ndarray:
+    """A (height, width) view of a frame plane (no copy; writable for new frames)."""
+    item = dtype.itemsize
+    buf = np.frombuffer(plane, dtype=dtype)
+    stride = plane.line_size // item
+    return buf[: plane.height * stride].reshape(plane.height, stride)[:, : plane.width]
+
+
+def _display_matrix(frame: av.VideoFrame) -> np.ndarray | None:
+    try:
+        from av.sidedata.sidedata import Type
+
+        sd = frame.side_data.get(Type.DISPLAYMATRIX)
+        if sd is None:
+            return None
+        m = np.frombuffer(bytes(sd), dtype="<i4")
+        return m if m.size == 9 else None
+    except Exception:  # pragma: no cover - side data API differs
+        return None
+
+
+def _orientation(frame: av.VideoFrame) -> tuple[int, str]:
+    """(clockwise rotation 0/90/180/270, numpy operation) that shows ``frame`` upright.
+
+    Mirrors ffmpeg's autorotate: ``theta = -av_display_rotation_get(matrix)`` (PyAV's
+    ``frame.rotation`` is ``av_display_rotation_get``), then a transpose / flip chosen
+    from the matrix signs, so mirrored phone videos come out right too.
+    """
+    m = _display_matrix(frame)
+    if m is None:
+        return 0, "none"
+    try:
+        ccw = float(frame.rotation)
+    except Exception:  # pragma: no cover
+        return 0, "none"
+    theta = int(round((-ccw) / 90.0)) % 4 * 90
+    if theta == 90:
+        return 90, ("transpose" if m[3] > 0 else "cw")
+    if theta == 270:
+        return 270, ("antitranspose" if m[3] < 0 else "ccw")
+    if theta == 180:
+        h, v = m[0] < 0, m[4] < 0
+        return 180, ("rot180" if (h and v) else "hflip" if h else "vflip" if v else "none")
+    return 0, ("vflip" if m[4] < 0 else "none")
+
+
+def _orient(a: np.ndarray, op: str) -> np.ndarray:
+    if op == "none":
+        return a
+    if op == "cw":
+        a = np.rot90(a, -1)
+    elif op == "ccw":
+        a = np.rot90(a, 1)
+    elif op == "rot180":
+        a = a[::-1, ::-1]
+    elif op == "transpose":
+        a = a.T
+    elif op == "antitranspose":
+        a = a[::-1, ::-1].T
+    elif op == "hflip":
+        a = a[:, ::-1]
+    elif op == "vflip":
+        a = a[::-1]
+    return np.ascontiguousarray(a)
+
+
+@dataclass(frozen=True)
+class _LumaPlan:
+    """How to get Y out of a decoded frame of some pixel format."""
+
+    convert_to: str | None     # reformat target, or None to read planes directly
+    bits: int                  # bit depth of the Y samples we read
+    full_range: bool
+    chroma: str                # 'planar' | 'interleaved' | 'none'
+
+
+def _luma_plan(fmt: av.VideoFormat, color_range: int) -> _LumaPlan:
+    name = fmt.name
+    bits = fmt.components[0].bits if fmt.components else 8
+    if _DIRECT_GRAY.match(name):
+        return _LumaPlan(None, bits, True, "none")
+    if name.startswith(("gray", "ya")):  # big-endian / float gray, gray+alpha
+        return _LumaPlan("gray" if bits <= 8 else "gray16le", 8 if bits <= 8 else 16, True, "none")
+    full = name.startswith("yuvj") or color_range == _RANGE_JPEG
+    if _DIRECT_YUV.match(name):
+        return _LumaPlan(None, bits, full, "planar")
+    if _DIRECT_NV.match(name):
+        return _LumaPlan(None, bits, full, "interleaved")
+    is_rgb = fmt.is_rgb or name.startswith(("pal", "rgb", "bgr", "gbr", "argb", "abgr", "0rgb", "0bgr"))
+    target_bits = 8 if bits <= 8 else bits
+    if target_bits == 8:
+        target = "yuv444p"
+    elif target_bits in (9, 10, 12, 14, 16):
+        target = f"yuv444p{target_bits}le"
+    else:
+        target, target_bits = "yuv444p16le", 16
+    if is_rgb:
+        return _LumaPlan(target, target_bits, True, "planar")
+    # Other YUV layouts (packed 4:2:2, p010, big-endian ...): same range, planar copy.
+    return _LumaPlan(target, target_bits, full, "planar")
+
+
+def _resolve_matrix(colorspace: int | None, height: int) -> str:
+    m = _SPC_TO_MATRIX.get(colorspace or 2)
+    if m is None:
+        m = "bt601" if height < 720 else "bt709"
+    return m
+
+
+def _container_duration(container) -> float | None:
+    d = container.duration
+    return None if d is None else d / 1_000_000.0
+
+
+def _stream_duration(stream) -> float | None:
+    if stream.duration is None or stream.time_base is None:
+        return None
+    return float(stream.duration * stream.time_base)
+
+
+def _audio_channels(stream) -> int:
+    cc = stream.codec_context
+    try:
+        return int(cc.layout.nb_channels)
+    except Exception:
+        return int(getattr(cc, "channels", 0) or 0)
+
+
+_CONTAINER_TAGS = ("title", "artist", "album", "date", "year", "comment", "description",
+                   "copyright", "genre", "creation_time")
+_STREAM_TAGS = ("language", "title")
+
+
+def _keep_metadata(meta, keys) -> dict[str, str]:
+    """The descriptive tags worth carrying over (no encoder/brand/handler noise)."""
+    try:
+        items = list(dict(meta or {}).items())
+    except Exception:  # pragma: no cover - undecodable tags
+        return {}
+    out = {}
+    for k, v in items:
+        k = str(k).lower()
+        if k in keys and v and not (k == "language" and v == "und"):
+            out[k] = str(v)
+    return out
+
+
+def _is_attached_pic(stream) -> bool:
+    try:
+        return bool(stream.disposition & av.stream.Disposition.attached_pic)
+    except Exception:
+        return False
+
+
+# --------------------------------------------------------------------------- reader
+
+
+class _PassState:
+    """Book-keeping for one demux pass."""
+
+    __slots__ = ("index", "last_pts", "last_step", "audio_end",
+                 "_faulty_pts", "_faulty_dts", "_seen_pts", "_seen_dts")
+
+    def __init__(self, step: int):
+        self.index = 0
+        self.last_pts: int | None = None
+        self.last_step = step
+        self.audio_end: float | None = None
+        self._faulty_pts = self._faulty_dts = 0
+        self._seen_pts: int | None = None
+        self._seen_dts: int | None = None
+
+    def best_effort(self, pts: int | None, dts: int | None) -> int | None:
+        """libavcodec's ``guess_correct_pts`` (what ``best_effort_timestamp`` holds,
+        which PyAV does not expose): trust the frame pts unless it has gone backwards
+        more often than the packet dts, as with B-frames in AVI."""
+        if dts is not None:
+            self._faulty_dts += self._seen_dts is not None and dts <= self._seen_dts
+            self._seen_dts = dts
+        elif pts is not None:
+            self._seen_dts = pts
+        if pts is not None:
+            self._faulty_pts += self._seen_pts is not None and pts <= self._seen_pts
+            self._seen_pts = pts
+        elif dts is not None:
+            self._seen_pts = dts
+        if pts is not None and (self._faulty_pts <= self._faulty_dts or dts is None):
+            return pts
+        return dts
+
+
+class MediaReader:
+    """Open a video and read its luma frames and audio packets in one pass.
+
+    ``info`` describes the video (display size after rotation, timing, colour);
+    ``warnings`` collects one-line notes such as a damaged stream.  ``demux()`` may be
+    called more than once; each call is an independent pass over the file.
+    """
+
+    _PROBE_PACKETS = 4000
+    _LEADING_ERRORS = 50  # undecodable packets tolerated before the first picture
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        self.warnings: list[str] = []
+        self._passes: weakref.WeakSet = weakref.WeakSet()
+        p = self.path
+        if not os.path.exists(p):
+            raise MediaError(f"no such file: {p}; check the path")
+        if os.path.isdir(p):
+            raise MediaError(f"{p} is a folder, not a video file; pass a video file")
+        if not os.access(p, os.R_OK):
+            raise MediaError(f"cannot read {p} (permission denied); check its permissions")
+        if os.path.getsize(p) == 0:
+            raise MediaError(f"{p} is empty (0 bytes); pass a real video file")
+
+        container = self._open()
+        try:
+            self._init_from(container)
+        finally:
+            container.close()
+
+    # -- opening and probing ------------------------------------------------------
+
+    def _open(self):
+        try:
+            return av.open(_local(self.path), "r")
+        except av.FFmpegError as e:
+            raise MediaError(
+                f"{self.path} is not a media file FFmpeg can read ({_ffmpeg_message(e)}); "
+                "check that it is a video"
+            ) from None
+        except OSError as e:
+            raise MediaError(f"cannot open {self.path}: {_one_line(e)}") from None
+
+    def _init_from(self, container) -> None:
+        p = self.path
+        videos = [s for s in container.streams.video if not _is_attached_pic(s)]
+        if not videos:
+            raise MediaError(f"{p} has no video stream; pass a video file, not an audio file")
+        vs = next((s for s in videos if s.codec_context is not None), None)
+        if vs is None:
+            name = videos[0].name or "unknown"
+            raise MediaError(
+                f"{p}: video codec '{name}' cannot be decoded by this FFmpeg build; "
+                "convert the file first (e.g. to H.264)"
+            )
+        self._vindex = vs.index
+        self._aindices = tuple(s.index for s in container.streams.audio)
+
+        first, err = self._first_frame(container, vs)
+        if first is None:
+            if err is not None:
+                raise MediaError(
+                    f"{p} has no decodable video frames ({err}); the file is damaged or "
+                    "uses an unsupported codec"
+                )
+            raise MediaError(f"{p} has no decodable video frames; the file is empty or damaged")
+
+        cc = vs.codec_context
+        fmt = first.format
+        colorspace = first.colorspace if first.colorspace not in (None, 2) else cc.colorspace
+        color_range = first.color_range or cc.color_range
+        self._plan = _luma_plan(fmt, color_range)
+        coded_w, coded_h = first.width, first.height
+        self._coded = (coded_w, coded_h)
+        rotation, self._orient_op = _orientation(first)
+        if self._orient_op in ("cw", "ccw", "transpose", "antitranspose"):
+            width, height = coded_h, coded_w
+        else:
+            width, height = coded_w, coded_h
+        matrix = _resolve_matrix(colorspace, coded_h)
+        self._colorspace_raw = colorspace if colorspace in _SPC_TO_MATRIX else None
+        self._color_primaries = first.color_primaries if first.color_primaries not in (None, 2) else cc.color_primaries
+        self._color_trc = first.color_trc if first.color_trc not in (None, 2) else cc.color_trc
+
+        tb = vs.time_base or Fraction(1, 90000)
+        avg = vs.average_rate or vs.guessed_rate or None
+        if avg is not None and (avg <= 0 or avg > 1000):
+            avg = None
+        duration = _stream_duration(vs) or _container_duration(container)
+        frame_count = vs.frames or None
+        if frame_count is None and duration and avg:
+            frame_count = max(1, int(round(duration * float(avg))))
+
+        audio = []
+        for a in container.streams.audio:
+            acc = a.codec_context
+            audio.append(
+                AudioStreamInfo(
+                    index=a.index,
+                    codec=(acc.name if acc is not None else (a.name or "unknown")),
+                    channels=_audio_channels(a) if acc is not None else 0,
+                    sample_rate=int(acc.sample_rate or 0) if acc is not None else 0,
+                    duration=_stream_duration(a),
+                )
+            )
+        self._container_metadata = _keep_metadata(container.metadata, _CONTAINER_TAGS)
+        self._stream_metadata = {
+            s.index: _keep_metadata(s.metadata, _STREAM_TAGS) for s in [vs, *container.streams.audio]
+        }
+        sar = None
+        try:
+            sar = vs.sample_aspect_ratio
+        except Exception:  # pragma: no cover
+            pass
+        if sar is not None and (sar <= 0 or sar == 1):
+            sar = None
+        if sar is not None and self._orient_op in ("cw", "ccw", "transpose", "antitranspose"):
+            sar = 1 / sar  # pixels turn with the picture
+        self._sar = Fraction(sar) if sar is not None else None
+        self._start_time = vs.start_time
+        self._declared_video_duration = _stream_duration(vs)
+        self._declared_duration = _container_duration(container)
+        self.info = VideoInfo(
+            path=p,
+            width=width,
+            height=height,
+            rotation=rotation,
+            time_base=Fraction(tb),
+            average_rate=Fraction(avg) if avg else None,
+            frame_count=frame_count,
+            duration=duration,
+            codec=cc.name,
+            pix_fmt=fmt.name,
+            bit_depth=self._plan.bits,
+            matrix=matrix,
+            full_range=self._plan.full_range,
+            audio=tuple(audio),
+        )
+
+    def _first_frame(self, container, vs):
+        """Decode up to the first video frame; returns (frame, error message)."""
+        n = errors = 0
+        try:
+            for packet in container.demux(vs):
+                n += 1
+                if packet.size == 0:
+                    continue  # flush marker; drained below
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError as e:
+                    errors += 1  # a capture may start with a few undecodable packets
+                    if errors > self._LEADING_ERRORS:
+                        return None, _ffmpeg_message(e)
+                    continue
+                if frames:
+                    return frames[0], None
+                if n > self._PROBE_PACKETS:
+                    return None, f"no picture in the first {self._PROBE_PACKETS} packets"
+            frames = vs.decode(None)
+            if frames:
+                return frames[0], None
+        except av.FFmpegError as e:
+            return None, _ffmpeg_message(e)
+        return None, None
+
+    # -- per-frame conversion -------------------------------------------------------
+
+    def _convert(self, fr: av.VideoFrame) -> tuple[np.ndarray, float]:
+        plan = self._plan
+        if (fr.width, fr.height) != self._coded:
+            # Mid-stream size change (rare): scale back to the size we announced.
+            rng = "JPEG" if plan.full_range else "MPEG"
+            fr = fr.reformat(width=self._coded[0], height=self._coded[1],
+                             src_color_range=rng, dst_color_range=rng)
+        fmt = fr.format
+        if fmt.name != self.info.pix_fmt:
+            # Mid-stream format change (rare): re-plan for this frame.
+            plan = _luma_plan(fmt, fr.color_range)
+        if plan.convert_to is not None:
+            rng = "JPEG" if plan.full_range else "MPEG"
+            sws = _MATRIX_TO_SWS[self.info.matrix]
+            if fmt.is_rgb or fmt.name.startswith(("pal", "rgb", "bgr", "gbr")):
+                fr = fr.reformat(format=plan.convert_to, dst_colorspace=sws,
+                                 src_color_range="JPEG", dst_color_range="JPEG")
+            else:
+                fr = fr.reformat(format=plan.convert_to, src_colorspace=sws, dst_colorspace=sws,
+                                 src_color_range=rng, dst_color_range=rng)
+        bits = plan.bits
+        dt = _dtype_for_bits(bits)
+        s = float(2 ** (bits - 8))
+        y = _plane_view(fr.planes[0], dt).astype(np.float32)
+        if plan.full_range:
+            luma = y * np.float32(1.0 / (2 ** bits - 1))
+        else:
+            luma = (y - np.float32(16 * s)) / np.float32(219 * s)
+
+        chroma = 0.0
+        if plan.chroma != "none" and len(fr.planes) >= 2:
+            planes = [1, 2] if plan.chroma == "planar" else [1]
+            scale = (2 ** bits - 1) if plan.full_range else 224 * s
+            devs = []
+            for i in planes:
+                if i >= len(fr.planes):
+                    continue
+                c = _plane_view(fr.planes[i], dt)[::2, ::2]
+                devs.append(float(np.abs(c.astype(np.float32) - np.float32(128 * s)).mean()))
+            if devs:
+                chroma = float(np.mean(devs)) / float(scale)
+
+        return _orient(luma, self._orient_op), chroma
+
+    # -- the one pass -----------------------------------------------------------------
+
+    def demux(self) -> Iterator[Frame | AudioPacket]:
+        """One pass over the file: decoded video frames (presentation order) and the
+        audio packets of every audio stream, interleaved in demux order.
+
+        Each call opens the file afresh; the pass holds only the frame being decoded
+        (memory stays flat).  Abandoning the iterator is fine; ``close()`` (or leaving
+        the reader's ``with`` block) ends any pass still open.
+        """
+        gen = self._demux()
+        self._passes.add(gen)
+        return gen
+
+    def _demux(self) -> Iterator[Frame | AudioPacket]:
+        container = self._open()
+        try:
+            vs = container.streams[self._vindex]
+            try:
+                vs.thread_type = "AUTO"
+            except Exception:  # pragma: no cover
+                pass
+            streams = [vs] + [container.streams[i] for i in self._aindices]
+            tb = self.info.time_base
+            step = 1
+            if self.info.average_rate:
+                step = max(1, int(round(1 / (self.info.average_rate * tb))))
+            st = _PassState(step)
+            damage: str | None = None
+            leading_errors = 0
+            packets = container.demux(streams)
+            while True:
+                try:
+                    packet = next(packets)
+                except StopIteration:
+                    break
+                except av.FFmpegError as e:
+                    damage = _ffmpeg_message(e)
+                    break
+                if packet.size == 0:
+                    # PyAV's end-of-stream flush markers (in PyAV 18 their stream_index
+                    # is always 0, whatever stream they flush); we drain once below.
+                    continue
+                if packet.stream.index != self._vindex:
+                    if packet.pts is not None and packet.time_base is not None:
+                        end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                        st.audio_end = end if st.audio_end is None else max(st.audio_end, end)
+                    yield AudioPacket(packet.stream.index, packet)
+                    continue
+                try:
+                    decoded = vs.decode(packet)
+                except av.FFmpegError as e:
+                    if st.index == 0 and leading_errors < self._LEADING_ERRORS:
+                        leading_errors += 1  # skip junk before the first picture
+                        continue
+                    damage = _ffmpeg_message(e)
+                    break
+                for fr in decoded:
+                    yield self._frame(fr, st)
+            if damage is None:
+                try:
+                    for fr in vs.decode(None):
+                        yield self._frame(fr, st)
+                except av.EOFError:
+                    pass
+                except av.FFmpegError as e:
+                    damage = _ffmpeg_message(e)
+            if damage is not None:
+                if st.index == 0:
+                    raise MediaError(
+                        f"{self.path} has no decodable video frames ({damage}); the file is damaged"
+                    )
+                self.warnings.append(
+                    f"stream is damaged after frame {st.index - 1} "
+                    f"({float(st.last_pts * tb):.2f} s): {damage}; colourised up to there"
+                )
+                return
+            if st.index == 0:
+                raise MediaError(f"{self.path} has no decodable video frames; the file is empty or damaged")
+            self._check_truncation(st.index, st.last_pts, st.last_step, st.audio_end)
+        finally:
+            container.close()
+
+    def _frame(self, fr: av.VideoFrame, st: "_PassState") -> Frame:
+        pts = st.best_effort(fr.pts, fr.dts)
+        if pts is None:
+            pts = 0 if st.last_pts is None else st.last_pts + st.last_step
+        if st.last_pts is not None:
+            if pts <= st.last_pts:
+                pts = st.last_pts + 1
+            st.last_step = max(1, pts - st.last_pts)
+        st.last_pts = pts
+        luma, chroma = self._convert(fr)
+        out = Frame(index=st.index, pts=int(pts), time=float(pts * self.info.time_base),
+                    luma=luma, chroma=chroma)
+        st.index += 1
+        return out
+
+    def _check_truncation(self, count, last_pts, last_step, last_audio_end) -> None:
+        """Warn when the streams stop well before the duration the container declares
+        (a file cut short: matroska/mpeg-ts keep playing up to the cut without error)."""
+        tb = self.info.time_base
+        start = float((self._start_time or 0) * tb)
+        video_end = float((last_pts + last_step) * tb)
+        expected = self._declared_video_duration
+        if expected is not None:
+            expected += start
+        else:
+            expected = self._declared_duration
+            if expected is None:
+                return
+        reached = max(video_end, last_audio_end or 0.0)
+        frame_s = float(last_step * tb)
+        if reached < expected - max(1.0, 3 * frame_s):
+            self.warnings.append(
+                f"stream ends at frame {count - 1} ({video_end:.2f} s) but the file says it lasts "
+                f"{expected:.2f} s; it is probably truncated; colourised up to there"
+            )
+
+    def close(self) -> None:
+        """End any demux pass still open (closing its file handle)."""
+        for gen in list(self._passes):
+            try:
+                gen.close()
+            except Exception:  # e.g. still running in another thread
+                pass
+
+    def __enter__(self) -> "MediaReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------- writer
+
+SUPPORTED_CODECS = ("libx264", "libx265", "prores_ks", "ffv1", "libvpx-vp9")
+
+# extension -> (libav format name, allowed video codecs)
+CONTAINERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    ".mp4": ("mp4", ("libx264", "libx265", "libvpx-vp9")),
+    ".m4v": ("mp4", ("libx264", "libx265", "libvpx-vp9")),
+    ".mov": ("mov", ("libx264", "libx265", "prores_ks")),
+    ".mkv": ("matroska", ("libx264", "libx265", "prores_ks", "ffv1", "libvpx-vp9")),
+    ".webm": ("webm", ("libvpx-vp9",)),
+}
+
+_DEFAULT_CRF = {"libx264": 18, "libx265": 20, "libvpx-vp9": 30}
+_CRF_MAX = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63}
+
+# Audio codecs each container takes as-is (copy); others are transcoded.
+_COPY_OK = {
+    "mp4": {"aac", "mp3", "ac3", "eac3", "opus", "alac"},
+    "mov": {"aac", "mp3", "ac3", "eac3", "alac"},  # + pcm_*
+    "matroska": None,  # anything the muxer accepts
+    "webm": {"opus", "vorbis"},
+}
+_TRANSCODE_TO = {"mp4": "aac", "mov": "aac", "matroska": "aac", "webm": "libopus"}
+
+
+def _codec_available(name: str) -> bool:
+    try:
+        av.Codec(name, "w")
+        return True
+    except Exception:
+        return False
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _chroma_size(pix_fmt: str, width: int, height: int) -> tuple[int, int]:
+    if pix_fmt.startswith("yuv420"):
+        return -(-width // 2), -(-height // 2)
+    if pix_fmt.startswith("yuv422"):
+        return -(-width // 2), height
+    return width, height
+
+
+class VideoWriter:
+    """Encode colourised frames into ``path`` with the reader's timing and audio.
+
+    Everything is written to a hidden temporary file next to ``path``; ``commit()``
+    finishes it and renames it into place, ``abort()`` (or leaving the ``with`` block
+    with an exception, or without committing) deletes it.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        reader: MediaReader,
+        *,
+        codec: str = "libx264",
+        crf: int | None = None,
+        overwrite: bool = False,
+        ten_bit: bool | None = None,
+    ):
+        self.path = os.fspath(path)
+        self.reader = reader
+        self.codec = codec
+        self.frames_written = 0
+        self._out = None
+        self._tmpl = None
+        self._done = False
+        self._tmp_path: str | None = None
+        info = reader.info
+        p = self.path
+
+        # ---- validation: cheap checks first, before anything touches the disk
+        if _same_file(p, reader.path):
+            raise MediaError(f"output {p} is the input file; choose a different output name")
+        if os.path.isdir(p):
+            raise MediaError(f"output {p} is a folder; give a file name such as {os.path.join(p, 'out.mp4')}")
+        if os.path.exists(p) and not overwrite:
+            raise MediaError(f"{p} exists; pass --overwrite to replace it")
+        parent = os.path.dirname(os.path.abspath(p))
+        if not os.path.isdir(parent):
+            raise MediaError(f"folder {parent} does not exist; create it or choose another output path")
+        if not os.access(parent, os.W_OK):
+            raise MediaError(f"cannot write to folder {parent} (permission denied); choose another output path")
+        ext = os.path.splitext(p)[1].lower()
+        if ext not in CONTAINERS:
+            known = ", ".join(sorted(CONTAINERS))
+            shown = ext or "(none)"
+            raise MediaError(f"unknown output container extension {shown} for {p}; use one of {known}")
+        fmt_name, allowed = CONTAINERS[ext]
+        self._format = fmt_name
+        if codec not in SUPPORTED_CODECS:
+            raise MediaError(f"unsupported codec '{codec}'; use one of {', '.join(SUPPORTED_CODECS)}")
+        if not _codec_available(codec):
+            raise MediaError(f"codec '{codec}' is not available in this FFmpeg build; use libx264")
+        if codec not in allowed:
+            good = [e for e, (_, cs) in CONTAINERS.items() if codec in cs and e != ".m4v"]
+            raise MediaError(
+                f"{codec} cannot be written to {ext}; use {' or '.join(good)} "
+                f"(or another codec: {', '.join(allowed)})"
+            )
+        if crf is not None:
+            if codec not in _CRF_MAX:
+                raise MediaError(f"--crf does not apply to {codec}; leave it out")
+            if not (0 <= int(crf) <= _CRF_MAX[codec]):
+                raise MediaError(f"--crf {crf} is out of range for {codec}; use 0..{_CRF_MAX[codec]}")
+        self.crf = crf if crf is not None else _DEFAULT_CRF.get(codec)
+
+        # ---- pixel format
+        width, height = info.width, info.height
+        odd = bool(width % 2 or height % 2)
+        if ten_bit is None:
+            ten = info.bit_depth > 8 and codec in ("libx265", "prores_ks", "ffv1", "libvpx-vp9")
+        else:
+            ten = bool(ten_bit)
+        if codec == "prores_ks":
+            ten = True
+            pix_fmt = "yuv444p10le" if width % 2 else "yuv422p10le"
+        else:
+            sub = "444" if (odd and codec in ("libx264", "libx265")) else "420"
+            pix_fmt = f"yuv{sub}p10le" if ten else f"yuv{sub}p"
+        supported = {f.name for f in (av.Codec(codec, "w").video_formats or [])}
+        if supported and pix_fmt not in supported:
+            raise MediaError(f"{codec} in this FFmpeg build cannot write {pix_fmt}; try libx265 or ffv1")
+        self.pix_fmt = pix_fmt
+        self._bits = 10 if ten else 8
+        self._width, self._height = width, height
+        self._chroma_w, self._chroma_h = _chroma_size(pix_fmt, width, height)
+
+        # ---- colour tags
+        self._matrix = info.matrix
+        spc = reader._colorspace_raw if reader._colorspace_raw is not None else _MATRIX_TO_SPC[info.matrix]
+        if _SPC_TO_MATRIX.get(spc) != info.matrix:
+            spc = _MATRIX_TO_SPC[info.matrix]
+        self._colorspace = spc
+        self._primaries = reader._color_primaries or 2
+        self._trc = reader._color_trc or 2
+
+        # ---- open the output (temporary file in the same folder) and set up streams
+        stem = os.path.basename(p)
+        self._tmp_path = os.path.join(parent, f".{stem}.{secrets.token_hex(4)}.tmp{ext}")
+        try:
+            self._out = av.open(_local(self._tmp_path), "w", format=fmt_name, options=self._mux_options())
+            self._setup_video()
+            self._setup_audio()
+        except MediaError:
+            self.abort()
+            raise
+        except (av.FFmpegError, ValueError, OSError) as e:
+            self.abort()
+            raise MediaError(f"cannot set up {codec} output to {p}: {_ffmpeg_message(e)}") from None
+        except BaseException:
+            self.abort()
+            raise
+
+    # -- set-up -------------------------------------------------------------------------
+
+    def _mux_options(self) -> dict[str, str]:
+        tb = self.reader.info.time_base
+        if self._format in ("mp4", "mov"):
+            # Edit lists (a non-zero first pts, B-frame delay, AAC priming) are written
+            # in the movie timescale (default 1000): use the video track's own
+            # timescale so the first pts survives exactly.
+            scale = tb.denominator
+            while scale < 10000:
+                scale *= 2
+            return {"movie_timescale": str(scale)} if scale < 2**31 else {}
+        # Matroska/WebM would otherwise shift EVERY stream when a copied audio stream
+        # starts below zero (AAC/Opus priming), breaking "output pts == input pts".
+        return {"avoid_negative_ts": "disabled"}
+
+    def _setup_video(self) -> None:
+        info = self.reader.info
+        codec = self.codec
+        opts: dict[str, str] = {}
+        if codec == "libx264":
+            opts = {"crf": str(self.crf), "preset": "medium"}
+        elif codec == "libx265":
+            opts = {"crf": str(self.crf), "preset": "medium", "x265-params": "log-level=error"}
+        elif codec == "prores_ks":
+            opts = {"profile": "3" if self.pix_fmt.startswith("yuv422") else "4", "vendor": "apl0"}
+        elif codec == "ffv1":
+            opts = {"level": "3", "g": "1", "slicecrc": "1"}
+        elif codec == "libvpx-vp9":
+            opts = {"crf": str(self.crf), "b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "4"}
+        rate = info.average_rate or Fraction(25)
+        vs = self._out.add_stream(codec, rate=rate, options=opts)
+        vs.width = self._width
+        vs.height = self._height
+        vs.pix_fmt = self.pix_fmt
+        tb = info.time_base
+        vs.time_base = tb
+        cc = vs.codec_context
+        cc.time_base = tb
+        cc.framerate = rate
+        cc.colorspace = self._colorspace
+        cc.color_range = _RANGE_MPEG
+        cc.color_primaries = self._primaries
+        cc.color_trc = self._trc
+        if self.reader._sar is not None:  # non-square pixels (DV, DVD, anamorphic)
+            cc.sample_aspect_ratio = self.reader._sar
+        self._out.metadata.update(self.reader._container_metadata)
+        vs.metadata.update(self.reader._stream_metadata.get(self.reader._vindex, {}))
+        if codec == "libx265" and self._format in ("mp4", "mov"):
+            cc.codec_tag = "hvc1"
+        self._vs = vs
+        self._last_pts: int | None = None
+
+    def _setup_audio(self) -> None:
+        self._audio: dict[int, dict] = {}
+        info = self.reader.info
+        if not info.audio:
+            return
+        # A private input handle: templates for stream copy, decoders for transcoding.
+        self._tmpl = av.open(_local(self.reader.path), "r")
+        for a in info.audio:
+            src = self._tmpl.streams[a.index]
+            entry = {"src": src, "codec": a.codec}
+            if src.codec_context is None or not a.sample_rate:
+                continue  # undecodable/unknown audio: dropped (noted in output_info)
+            if self._may_copy(a.codec):
+                try:
+                    out = self._out.add_stream_from_template(src)
+                    entry.update(mode="copy", out=out)
+                    self._audio[a.index] = entry
+                    continue
+                except (ValueError, av.FFmpegError):
+                    pass
+            target = _TRANSCODE_TO[self._format]
+            rate = a.sample_rate
+            if target == "libopus" and rate not in (48000, 24000, 16000, 12000, 8000):
+                rate = 48000
+            if target == "aac" and rate > 96000:
+                rate = 48000
+            out = self._out.add_stream(target, rate=rate)
+            ch = max(1, min(a.channels or 2, 8))
+            layout = av.AudioLayout(ch).name if ch not in (1, 2) else ("mono" if ch == 1 else "stereo")
+            out.layout = layout
+            out.codec_context.time_base = Fraction(1, rate)
+            out.time_base = Fraction(1, rate)
+            out.bit_rate = (96000 if ch <= 2 else 64000) * ch
+            entry.update(mode="transcode", out=out, target=target, rate=rate, next_pts=None)
+            self._audio[a.index] = entry
+        for idx, entry in self._audio.items():
+            entry["out"].metadata.update(self.reader._stream_metadata.get(idx, {}))
+            try:
+                entry["out"].disposition = entry["src"].disposition
+            except Exception:  # pragma: no cover
+                pass
+
+    def _may_copy(self, codec: str) -> bool:
+        allowed = _COPY_OK[self._format]
+        if allowed is None:
+            return True
+        if self._format == "mov" and codec.startswith("pcm_"):
+            return True
+        return codec in allowed
+
+    # -- writing -----------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._done or self._out is None:
+            raise MediaError(f"the writer for {self.path} is already closed; start a new one")
+
+    def _check_pts(self, pts: int) -> int:
+        pts = int(pts)
+        if self._last_pts is not None and pts <= self._last_pts:
+            raise ValueError(f"pts must increase: got {pts} after {self._last_pts}")
+        self._last_pts = pts
+        return pts
+
+    def _encode(self, frame: av.VideoFrame | None) -> None:
+        try:
+            packets = self._vs.encode(frame)
+            if packets:
+                self._out.mux(packets)
+        except av.FFmpegError as e:
+            raise MediaError(f"encoding {self.path} failed: {_ffmpeg_message(e)}") from None
+        except OSError as e:
+            raise MediaError(f"writing {self.path} failed: {_one_line(e)}") from None
+
+    def write_frame(self, pts: int, luma: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> None:
+        """Encode one frame from normalised luma (same scale as ``Frame.luma``) and
+        chroma offsets in [-0.5, 0.5] at any resolution with the frame's aspect."""
+        self._check_open()
+        h, w = self._height, self._width
+        if luma.shape != (h, w):
+            raise ValueError(f"luma must be {h}x{w}, got {luma.shape}")
+        pts = self._check_pts(pts)
+        bits = self._bits
+        s = float(2 ** (bits - 8))
+        top = 2 ** bits - 1
+        dt = _dtype_for_bits(bits)
+        frame = av.VideoFrame(w, h, self.pix_fmt)
+
+        y = np.asarray(luma, dtype=np.float32) * np.float32(219 * s) + np.float32(16 * s)
+        np.rint(y, out=y)
+        np.clip(y, 0, top, out=y)
+        _plane_view(frame.planes[0], dt)[...] = y.astype(dt)
+
+        cw, ch = self._chroma_w, self._chroma_h
+        lo, hi = 16 * s, 240 * s
+        for plane, c in ((frame.planes[1], cb), (frame.planes[2], cr)):
+            c = np.asarray(c, dtype=np.float32)
+            if c.ndim != 2:
+                raise ValueError(f"chroma planes must be 2-D, got {c.shape}")
+            if c.shape != (ch, cw):
+                c = cv2.resize(np.ascontiguousarray(c), (cw, ch), interpolation=cv2.INTER_LINEAR)
+            q = c * np.float32(224 * s) + np.float32(128 * s)
+            np.rint(q, out=q)
+            np.clip(q, lo, hi, out=q)
+            _plane_view(plane, dt)[...] = q.astype(dt)
+
+        self._finish_frame(frame, pts)
+
+    def write_rgb(self, pts: int, rgb: np.ndarray) -> None:
+        """Encode one frame from float RGB in [0, 1] (any size with the frame's aspect),
+        converted to the output YUV format by swscale."""
+        self._check_open()
+        rgb = np.asarray(rgb, dtype=np.float32)
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"rgb must be HxWx3, got {rgb.shape}")
+        pts = self._check_pts(pts)
+        h, w = self._height, self._width
+        if rgb.shape[:2] != (h, w):
+            rgb = cv2.resize(np.ascontiguousarray(rgb), (w, h), interpolation=cv2.INTER_LINEAR)
+        rgb = np.clip(rgb, 0.0, 1.0)
+        if self._bits > 8:
+            src = av.VideoFrame.from_ndarray(np.rint(rgb * 65535).astype(np.uint16), format="rgb48le")
+        else:
+            src = av.VideoFrame.from_ndarray(np.rint(rgb * 255).astype(np.uint8), format="rgb24")
+        frame = src.reformat(
+            format=self.pix_fmt,
+            dst_colorspace=_MATRIX_TO_SWS[self._matrix],
+            src_color_range="JPEG",
+            dst_color_range="MPEG",
+        )
+        self._finish_frame(frame, pts)
+
+    def _finish_frame(self, frame: av.VideoFrame, pts: int) -> None:
+        frame.pts = pts
+        frame.time_base = self.reader.info.time_base
+        frame.colorspace = self._colorspace
+        frame.color_range = _RANGE_MPEG
+        frame.color_primaries = self._primaries
+        frame.color_trc = self._trc
+        self._encode(frame)
+        self.frames_written += 1
+
+    def write_audio(self, item: AudioPacket) -> None:
+        """Pass one audio packet from the reader through (copy or transcode)."""
+        self._check_open()
+        entry = self._audio.get(item.stream_index)
+        if entry is None:
+            return
+        packet = item.packet
+        try:
+            if entry["mode"] == "copy":
+                if packet.dts is None and packet.pts is None:
+                    return  # a muxer cannot place it; such packets carry no audio we can time
+                if packet.dts is None:
+                    packet.dts = packet.pts
+                if packet.pts is None:
+                    packet.pts = packet.dts
+                last = entry.get("last_dts")
+                if last is not None and (packet.dts < last or (packet.dts == last and self._format in ("mp4", "mov"))):
+                    # Out-of-order timestamps in a damaged input: the muxer would
+                    # refuse the whole file, so this one packet is left out.
+                    entry["dropped"] = entry.get("dropped", 0) + 1
+                    return
+                entry["last_dts"] = packet.dts
+                packet.stream = entry["out"]
+                self._out.mux(packet)
+            else:
+                for frame in entry["src"].decode(packet):
+                    self._encode_audio(entry, frame)
+        except av.FFmpegError as e:
+            raise MediaError(f"writing audio to {self.path} failed: {_ffmpeg_message(e)}") from None
+
+    def _encode_audio(self, entry: dict, frame) -> None:
+        out = entry["out"]
+        if frame is not None:
+            if frame.pts is None:
+                if entry["next_pts"] is None:
+                    entry["next_pts"] = 0
+                frame.pts = entry["next_pts"]
+                frame.time_base = Fraction(1, frame.sample_rate)
+            entry["next_pts"] = frame.pts + int(round(frame.samples / frame.sample_rate / float(frame.time_base)))
+        packets = out.encode(frame)
+        if packets:
+            self._out.mux(packets)
+
+    # -- finishing -----------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Flush the encoders, write the trailer, fsync and move the file into place."""
+        self._check_open()
+        if self.frames_written == 0:
+            self.abort()
+            raise MediaError(f"no video frames were written to {self.path}; nothing was saved")
+        try:
+            self._encode(None)
+            for entry in self._audio.values():
+                if entry["mode"] == "transcode":
+                    for frame in entry["src"].decode(None):
+                        self._encode_audio(entry, frame)
+                    self._encode_audio(entry, None)
+            self._out.close()
+            self._out = None
+            fd = os.open(self._tmp_path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(self._tmp_path, self.path)
+            self._tmp_path = None
+            try:
+                dfd = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+            except OSError:
+                pass
+        except MediaError:
+            self.abort()
+            raise
+        except (av.FFmpegError, OSError) as e:
+            self.abort()
+            raise MediaError(f"could not finish {self.path}: {_ffmpeg_message(e)}") from None
+        except BaseException:
+            self.abort()
+            raise
+        self._close_template()
+        self._done = True
+
+    def abort(self) -> None:
+        """Stop and delete the temporary file; the final path is never touched."""
+        self._done = True
+        out, self._out = self._out, None
+        if out is not None:
+            try:
+                out.close()
+            except Exception:
+                pass
+        self._close_template()
+        tmp, self._tmp_path = self._tmp_path, None
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                pass
+
+    def _close_template(self) -> None:
+        tmpl, self._tmpl = self._tmpl, None
+        if tmpl is not None:
+            try:
+                tmpl.close()
+            except Exception:
+                pass
+
+    @property
+    def output_info(self) -> str:
+        parts = [f"{self.codec} {self.pix_fmt}"]
+        if self.codec in _CRF_MAX:
+            parts[0] += f" crf {self.crf}"
+        elif self.codec == "prores_ks":
+            parts[0] += " profile " + ("hq" if self.pix_fmt.startswith("yuv422") else "4444")
+        elif self.codec == "ffv1":
+            parts[0] += " lossless"
+        copied = [e for e in self._audio.values() if e["mode"] == "copy"]
+        trans = [e for e in self._audio.values() if e["mode"] == "transcode"]
+        dropped = len(self.reader.info.audio) - len(copied) - len(trans)
+        if not self.reader.info.audio:
+            parts.append("no audio")
+        if copied:
+            names = ", ".join(sorted({e["codec"] for e in copied}))
+            n = len(copied)
+            parts.append(f"{n} audio stream{'s' if n != 1 else ''} copied ({names})")
+        if trans:
+            names = ", ".join(f"{e['codec']}->{e['target'].replace('lib', '')}" for e in trans)
+            parts.append(f"{len(trans)} transcoded ({names})")
+        bad = sum(e.get("dropped", 0) for e in self._audio.values())
+        if bad:
+            parts.append(f"{bad} out-of-order audio packet{'s' if bad != 1 else ''} skipped")
+        if dropped > 0:
+            parts.append(f"{dropped} undecodable audio stream{'s' if dropped != 1 else ''} dropped")
+        return ", ".join(parts)
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if not self._done:
+            self.abort()
+        return False
+
+    def __del__(self):  # last-resort cleanup of the temporary file
+        try:
+            if not self._done:
+                self.abort()
+        except Exception:
+            pass
