@@ -70,10 +70,65 @@ class VideoResult:
 
 @dataclass
 class _Work:
-    frame: Frame
+    frame: Frame | None
     gray: np.ndarray  # working size, [0, 1]
     gray_u8: np.ndarray
     flow: np.ndarray | None = None  # backward flow to the previous frame; None = new shot
+
+
+def _prepare(luma: np.ndarray, height: int, width: int) -> _Work:
+    gray = np.clip(resize(luma, height, width), 0.0, 1.0)
+    return _Work(None, gray, to_u8(gray))
+
+
+def _track(prev: _Work | None, cur: _Work, detector: SceneCutDetector | None) -> None:
+    """Flow from ``cur`` back to ``prev``, unless this is a first frame or a cut."""
+    if prev is not None:
+        flow = estimate_flow(prev.gray_u8, cur.gray_u8)
+        if detector is None or not detector.is_cut(prev.gray_u8, cur.gray_u8, flow):
+            cur.flow = flow
+
+
+def _colour(colorizer: Colorizer, work: _Work, prev_rgb: np.ndarray | None) -> tuple[np.ndarray, bool]:
+    """One recurrent step: ``G(x, x)`` at a shot start, else ``G(x, W(gray(s_{t-1})))``."""
+    if work.flow is None or prev_rgb is None:
+        return colorizer(work.gray, work.gray), True
+    return colorizer(work.gray, warp(rgb_to_gray(prev_rgb), work.flow)), False
+
+
+def compose(luma: np.ndarray, rgb: np.ndarray, matrix: str = "bt601") -> np.ndarray:
+    """Full-resolution RGB from the source's own ``luma`` and the chroma of ``rgb`` (any
+    size with the same aspect), scaled up."""
+    from .colour import ycbcr_to_rgb
+
+    h, w = luma.shape
+    _, cb, cr = rgb_to_ycbcr(rgb, matrix)
+    return ycbcr_to_rgb(luma, resize(cb, h, w), resize(cr, h, w), matrix)
+
+
+def colorize_frames(
+    lumas,
+    model: Colorizer,
+    *,
+    size: int | None = None,
+    detect_cuts: bool = True,
+    cut_sensitivity: float = 1.0,
+):
+    """Recurrent colourisation of a sequence of grayscale frames ((H, W) in [0, 1]), one at a
+    time, exactly as :func:`colorize_video` does it. Yields ``(rgb, shot_start)`` with ``rgb``
+    at the working size; :func:`compose` puts it back on the full-resolution luma."""
+    detector = SceneCutDetector(cut_sensitivity) if detect_cuts else None
+    prev: _Work | None = None
+    prev_rgb: np.ndarray | None = None
+    size = size or model.config.train_size
+    for luma in lumas:
+        work = _prepare(luma, *working_size(*luma.shape, size))
+        if prev is not None and prev.gray.shape != work.gray.shape:
+            prev = None  # a size change starts a new shot
+        _track(prev, work, detector)
+        prev_rgb, start = _colour(model, work, prev_rgb)
+        prev = work
+        yield prev_rgb, start
 
 
 class _Stage:
@@ -166,8 +221,8 @@ def colorize_video(
                                 warnings.append(
                                     "the input looks like a colour film; its colours are discarded and replaced"
                                 )
-                        gray = np.clip(resize(item.luma, wh, ww), 0.0, 1.0)
-                        item = _Work(item, gray, to_u8(gray))
+                        frame, item = item, _prepare(item.luma, wh, ww)
+                        item.frame = frame
                     if not _put(decoded, item, stop):
                         return
                 _put(decoded, _END, stop)
@@ -176,10 +231,7 @@ def colorize_video(
                 prev: _Work | None = None
                 while (item := _get(decoded, stop)) is not _END:
                     if isinstance(item, _Work):
-                        if prev is not None:
-                            flow = estimate_flow(prev.gray_u8, item.gray_u8)
-                            if detector is None or not detector.is_cut(prev.gray_u8, item.gray_u8, flow):
-                                item.flow = flow
+                        _track(prev, item, detector)
                         prev = item
                     if not _put(flowed, item, stop):
                         return
@@ -210,12 +262,9 @@ def colorize_video(
                 prev_rgb: np.ndarray | None = None
                 while (item := _get(flowed, stop)) is not _END:
                     if isinstance(item, _Work):
-                        if item.flow is None or prev_rgb is None:
+                        prev_rgb, start = _colour(colorizer, item, prev_rgb)
+                        if start:
                             shot_starts.append(item.frame.index)
-                            placeholder = item.gray
-                        else:
-                            placeholder = warp(rgb_to_gray(prev_rgb), item.flow)
-                        prev_rgb = colorizer(item.gray, placeholder)
                         item = (item.frame, prev_rgb)
                     if not _put(coloured, item, stop):
                         break
@@ -282,7 +331,6 @@ def colorize_image(
 ) -> ImageResult:
     """Colourise one photo in image mode (the placeholder extractor sees the photo itself),
     keeping its size, bit depth, alpha and, by default, its own luminance."""
-    from .colour import ycbcr_to_rgb
     from .images import read_image, write_image
 
     src, dst = Path(src), Path(dst)
@@ -302,8 +350,7 @@ def colorize_image(
     gray = np.clip(resize(still.luma, wh, ww), 0.0, 1.0)
     rgb = colorizer(gray, gray)
     if keep_luma:
-        _, cb, cr = rgb_to_ycbcr(rgb, "bt601")
-        out = ycbcr_to_rgb(still.luma, resize(cb, h, w), resize(cr, h, w), "bt601")
+        out = compose(still.luma, rgb)
     else:
         out = np.clip(resize(rgb, h, w), 0.0, 1.0)
     write_image(dst, out, bit_depth=still.bit_depth, alpha=still.alpha)
