@@ -250,6 +250,123 @@ def image(inputs, output, model, size, raw, device, precision, overwrite, quiet)
         sys.exit(1)
 
 
+BENCH_METRICS = ("psnr", "ssim", "warp-error", "cdc", "colourfulness", "speed")
+
+
+@main.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--predictions", type=click.Path(path_type=Path), help="Score this folder of another method's frames (same layout as DATA) instead of a model.")
+@model_option
+@click.option(
+    "--metric",
+    "metric_names",
+    multiple=True,
+    type=click.Choice([*BENCH_METRICS, "all"]),
+    default=("all",),
+    show_default=True,
+    help="Metric(s) to measure; repeatable. 'all' is every quality metric, plus speed for a model.",
+)
+@click.option("--size", "sizes", multiple=True, type=click.IntRange(16, 4096), help="Working short side; repeat to time several sizes (speed).")
+@click.option("--max-frames", type=click.IntRange(1), default=None, help="Use at most this many frames of each clip.")
+@click.option("--clips", "max_clips", type=click.IntRange(1), default=None, help="Use at most this many clips.")
+@click.option("--speed-frames", type=click.IntRange(8), default=48, show_default=True, help="Frames timed for speed.")
+@click.option("--repeats", type=click.IntRange(1), default=3, show_default=True, help="Speed repetitions (median reported).")
+@device_option
+@precision_option
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write every number, the settings and the environment here.")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Also write a CSV of the per-clip rows.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress or tables.")
+def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, speed_frames, repeats, device, precision, json_path, csv_path, quiet):
+    """Measure quality (PSNR, SSIM, warp error, CDC, colourfulness) against the ground-truth
+    colour clips in DATA, and speed. DATA: a DAVIS tree, folders of frames, or colour videos."""
+    from rich.table import Table
+
+    from . import bench as B
+    from .metrics import METRICS
+
+    names = set(metric_names)
+    quality = tuple(m for m in METRICS if m in names or "all" in names)
+    want_speed = "speed" in names or ("all" in names and predictions is None)
+    if predictions is not None and "speed" in names:
+        _fail("--metric speed needs a model, not --predictions")
+    if predictions is not None and model is not None:
+        _fail("give --model or --predictions, not both")
+
+    def work():
+        colorizer = None
+        if predictions is None:
+            from .runtime import load_model
+
+            colorizer = load_model(model, device=device, precision=precision)
+        report = {"data": str(data), "settings": {"metrics": list(quality), "sizes": list(sizes), "max_frames": max_frames, "clips": max_clips, "predictions": str(predictions) if predictions else None}}
+        report["environment"] = B.environment(colorizer)
+        status = None if quiet else err.status("")
+        if status:
+            status.start()
+        try:
+            if quality:
+                def on_clip(name, n, total):
+                    if status:
+                        status.update(f"scoring clip {n + 1}/{total}: {name}")
+                report["quality"] = B.evaluate_quality(
+                    data, model=colorizer, predictions=predictions, metrics=quality,
+                    size=sizes[0] if sizes else None, max_frames=max_frames, max_clips=max_clips, progress=on_clip,
+                )
+            if want_speed:
+                report["speed"] = B.measure_speed(
+                    data, colorizer, sizes=tuple(sizes), frames=speed_frames, repeats=repeats,
+                    progress=(lambda m: status.update(m)) if status else None,
+                )
+        finally:
+            if status:
+                status.stop()
+        return report
+
+    report = _run(work)
+    out = Console(highlight=False)
+    if "quality" in report and not quiet:
+        q = report["quality"]
+        cols = [m for m in ("psnr", "ssim", "warp-error", "cdc", "colourfulness") if m in q["metrics"]]
+        fmt = {"psnr": "{:.2f}", "ssim": "{:.4f}", "warp-error": "{:.5f}", "cdc": "{:.5f}", "colourfulness": "{:.1f}"}
+        table = Table(title=f"Quality on {len(q['clips'])} clip(s) of {data}")
+        table.add_column("method")
+        table.add_column("clip")
+        for c in cols:
+            table.add_column(c, justify="right")
+        for row, body in q["rows"].items():
+            for clip, summ in [("mean", body["mean"]), *(body["clips"].items() if len(q["clips"]) > 1 else [])]:
+                table.add_row(row if clip == "mean" else "", clip, *[("—" if summ.get(c) is None else fmt[c].format(summ[c])) for c in cols])
+            table.add_section()
+        out.print(table)
+    if "speed" in report and not quiet:
+        sp = report["speed"]
+        table = Table(caption="size: working short side; net in: padded network input; dec/enc: decode/encode; fps: end to end; MB: peak memory", title=f"Speed: {report['environment'].get('model')} on {report['environment'].get('device')} {report['environment'].get('precision')}, {sp['parameters'] / 1e6:.2f} M params, {sp['gmacs_256x512']:.2f} GMACs at 256×512")
+        for c in ("size", "net in", "dec fps", "flow ms", "net ms", "enc fps", "fps", "host MB", "GPU MB", "GMACs"):
+            table.add_column(c, justify="right")
+        for r in sp["sizes"]:
+            table.add_row(
+                str(r["short_side"]), f"{r['network_size'][1]}×{r['network_size'][0]}", f"{r['decode_fps']:.0f}",
+                f"{r['flow_ms']:.1f}", f"{r['network_ms']:.1f}", f"{r['encode_fps']:.0f}", f"{r['end_to_end_fps']:.2f}",
+                f"{r['peak_host_mb']:.0f}", "—" if r["peak_gpu_mb"] is None else f"{r['peak_gpu_mb']:.0f}", f"{r['gmacs_per_frame']:.2f}",
+            )
+        out.print(table)
+    if json_path:
+        _run(lambda: json_path.write_text(json.dumps(report, indent=2) + "\n"))
+    if csv_path and "quality" in report:
+        import csv
+
+        def write_csv():
+            q = report["quality"]
+            with open(csv_path, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["method", "clip", *q["metrics"], "frames"])
+                for row, body in q["rows"].items():
+                    for clip, summ in [*body["clips"].items(), ("mean", body["mean"])]:
+                        w.writerow([row, clip, *[summ.get(m) for m in q["metrics"]], summ.get("frames")])
+
+        _run(write_csv)
+
+
 @main.command("models")
 def list_models():
     """List the models: shipped weights and the architectures."""

@@ -1,0 +1,77 @@
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from media_fixtures import make_clip
+from vcgan_cli.bench import GRAY_ROW, GT_ROW, evaluate_quality, find_clips, measure_speed
+from vcgan_cli.cli import main
+from vcgan_cli.metrics import PSNR_CAP
+from vcgan_cli.runtime import load_model
+
+
+def davis_tree(root, clips=2, frames=5, size=(96, 128)):
+    """A DAVIS-layout folder of colour JPEG clips: a tinted texture panning right."""
+    rng = np.random.default_rng(0)
+    for c in range(clips):
+        folder = root / "JPEGImages" / "480p" / f"clip{c}"
+        folder.mkdir(parents=True)
+        base = cv2.resize(rng.random((20, 40)).astype(np.float32), (size[1] + 40, size[0]), interpolation=cv2.INTER_CUBIC)
+        tint = np.array([0.4, 0.7, 1.0]) if c == 0 else np.array([1.0, 0.6, 0.3])
+        for t in range(frames):
+            rgb = np.clip(base[:, 2 * t : 2 * t + size[1], None] * tint, 0, 1)
+            cv2.imwrite(str(folder / f"{t:05d}.png"), (rgb[..., ::-1] * 255).astype(np.uint8))
+    return root
+
+
+def test_finds_davis_clips_and_videos(tmp_path):
+    davis_tree(tmp_path / "d")
+    assert [c.name for c in find_clips(tmp_path / "d")] == ["clip0", "clip1"]
+    (tmp_path / "v").mkdir()
+    make_clip(tmp_path / "v" / "a.mp4", frames=3, audio=None, colour=True)
+    assert [c.name for c in find_clips(tmp_path / "v")] == ["a"]
+
+
+def test_predictions_equal_to_ground_truth_score_perfectly(tmp_path):
+    data = davis_tree(tmp_path / "gt")
+    shutil.copytree(data, tmp_path / "pred")
+    report = evaluate_quality(data, predictions=tmp_path / "pred")
+    method = report["method"]
+    mean = report["rows"][method]["mean"]
+    assert mean["psnr"] == PSNR_CAP and mean["ssim"] == pytest.approx(1.0)
+    assert mean["warp-error"] == report["rows"][GT_ROW]["mean"]["warp-error"]
+    assert report["rows"][GRAY_ROW]["mean"]["colourfulness"] == pytest.approx(0.0, abs=1e-6)
+    assert mean["frames"] == 10
+
+
+def test_model_row_and_speed(tmp_path):
+    data = davis_tree(tmp_path / "gt", clips=1, frames=4)
+    model = load_model("tiny", device="cpu")
+    report = evaluate_quality(data, model=model, size=64)
+    row = report["rows"]["tiny"]["clips"]["clip0"]
+    assert row["frames"] == 4 and 5 < row["psnr"] < PSNR_CAP and 0 < row["ssim"] < 1
+    speed = measure_speed(data, model, sizes=(64,), frames=8, repeats=1, warmup=2)
+    s = speed["sizes"][0]
+    assert s["frames"] == 4 and s["network_ms"] > 0 and s["end_to_end_fps"] > 0 and s["peak_host_mb"] > 50
+    assert speed["parameters"] == 389_804
+
+
+def test_bench_cli_writes_json_and_csv(tmp_path):
+    data = davis_tree(tmp_path / "gt", clips=2, frames=3)
+    result = CliRunner().invoke(
+        main,
+        ["bench", str(data), "--model", "tiny", "--metric", "warp-error", "--metric", "psnr", "--size", "64",
+         "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv")],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["quality"]["metrics"] == ["psnr", "warp-error"] and "speed" not in report
+    assert report["environment"]["model"] == "tiny" and report["environment"]["torch"]
+    assert "warp-error" in result.output and "grayscale input" in result.output
+    lines = (tmp_path / "r.csv").read_text().splitlines()
+    assert lines[0] == "method,clip,psnr,warp-error,frames" and len(lines) == 1 + 3 * 3
+    bad = CliRunner().invoke(main, ["bench", str(tmp_path / "nothing"), "--model", "tiny"])
+    assert bad.exit_code == 1 and bad.output.startswith("error:")
