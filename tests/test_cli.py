@@ -149,6 +149,7 @@ def test_broken_stream_is_coloured_up_to_the_break(tmp_path):
     frames = probe(out)["frames"]
     assert 5 < frames < 40
     assert frames == probe(cut)["frames"]
+    assert "warning:" in result.output and f"frame {frames - 1}" in result.output
 
 
 def test_colour_input_is_accepted_with_a_warning(tmp_path):

@@ -164,6 +164,14 @@ def _get(q: queue.Queue, stop: threading.Event):
                 return _END
 
 
+def _duration(span: list[float | None], frames: int, rate) -> float | None:
+    """Seconds covered by the written frames (last minus first timestamp plus one frame)."""
+    if span[0] is None:
+        return None
+    one = 1.0 / float(rate) if rate else (span[1] - span[0]) / max(frames - 1, 1)
+    return span[1] - span[0] + one
+
+
 def _resolve_model(model: Colorizer | str | os.PathLike | None, device: str, precision: str) -> Colorizer:
     return model if isinstance(model, Colorizer) else load_model(model, device=device, precision=precision)
 
@@ -210,6 +218,7 @@ def colorize_video(
             warnings: list[str] = []
             shot_starts: list[int] = []
             written = [0]
+            span: list[float | None] = [None, None]  # first and last written frame times
 
             def decode() -> None:
                 checked = 0
@@ -249,6 +258,8 @@ def colorize_video(
                     else:
                         writer.write_rgb(frame.pts, rgb)
                     written[0] += 1
+                    span[0] = frame.time if span[0] is None else span[0]
+                    span[1] = frame.time
                     if progress is not None:
                         progress(
                             Progress(written[0], info.frame_count, len(shot_starts), time.perf_counter() - started)
@@ -286,7 +297,7 @@ def colorize_video(
         input=str(src),
         output=str(dst),
         frames=written[0],
-        duration=info.duration,
+        duration=_duration(span, written[0], info.average_rate),
         shot_starts=shot_starts,
         working_size=(wh, ww),
         model=colorizer.name,
