@@ -367,6 +367,113 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
         _run(write_csv)
 
 
+@main.command()
+@click.option("--stage", type=click.IntRange(1, 2), default=None, help="1: images (colour); 2: videos (temporal consistency). Required unless --resume.")
+@click.option("--data", multiple=True, type=click.Path(exists=True, path_type=Path), help="Training data (repeatable): image folders or .tar shards (stage 1); videos, video folders or DAVIS trees (stage 2).")
+@click.option("--synthetic-data", multiple=True, type=click.Path(exists=True, path_type=Path), help="Stage 2: photos to make clips from by smooth camera motion with exact flow.")
+@click.option("--synthetic", type=click.FloatRange(0, 1), default=None, help="Stage 2: share of synthetic clips (default 0.5 when --synthetic-data is given).")
+@click.option("--val", type=click.Path(exists=True, path_type=Path), help="Validation clips (DAVIS layout), scored with the bench code.")
+@click.option("--model", "arch", default=None, help="Architecture: vcgan-lite (default), vcgan or tiny.")
+@click.option("--init", type=click.Path(exists=True, path_type=Path), help="Start from a stage-1 run, checkpoint or exported model (stage 2).")
+@click.option("--resnet50-in", type=click.Path(exists=True, path_type=Path), help="ImageNet ResNet-50-IN checkpoint for the vcgan extractors.")
+@click.option("--no-pretrained", is_flag=True, help="Do not initialise the extractors from ImageNet.")
+@click.option("--size", type=click.IntRange(64, 2048), default=None, help="Crop size (default 256).")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="Default 16 (stage 1) / 4 (stage 2).")
+@click.option("--steps", type=click.IntRange(1), default=None, help="Optimiser steps in total.")
+@click.option("--lr", "lr_g", type=float, default=None, help="Generator learning rate (default 2e-4 / 5e-5).")
+@click.option("--lr-d", type=float, default=None, help="Critic learning rate (default 5e-5).")
+@click.option("--lr-halve-every", type=click.IntRange(1), default=None, help="Halve the learning rates every N steps.")
+@click.option("--frames", type=click.IntRange(2, 16), default=None, help="Stage 2: consecutive frames per sample (default 5).")
+@click.option("--perceptual", type=click.Choice(["auto", "vgg16", "efficientnet-lite0", "none"]), default=None, help="Perceptual loss network (auto: VGG-16 if its weights are cached, else EfficientNet-Lite0).")
+@click.option("--workers", type=click.IntRange(0), default=None, help="Data-loading worker processes (default 2).")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=None)
+@click.option("--val-every", type=click.IntRange(1), default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path), help="JSON file of settings (any TrainConfig field); flags override it.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (default runs/stage<N>).")
+@click.option("--resume", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Continue the run in this folder exactly where it stopped.")
+@device_option
+@precision_option
+@click.option("--quiet", "-q", is_flag=True)
+def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, no_pretrained, size, batch_size, steps, lr_g, lr_d, lr_halve_every, frames, perceptual, workers, checkpoint_every, val_every, seed, config_file, out, resume, device, precision, quiet):
+    """Train VCGAN: --stage 1 on images, then --stage 2 on videos (the paper's losses)."""
+    from rich.live import Live
+    from rich.table import Table
+
+    from .train.trainer import TrainConfig, Trainer
+
+    live = None if quiet else Live(Table.grid(), console=err, refresh_per_second=4, transient=False)
+
+    def say(message: str) -> None:
+        if not quiet:
+            err.print(message, soft_wrap=True)
+
+    def on_step(r):
+        if live is None:
+            return
+        eta = "" if r.eta_s is None else f"ETA {int(r.eta_s // 3600)}:{int(r.eta_s % 3600 // 60):02d}:{int(r.eta_s % 60):02d}"
+        terms = "  ".join(f"{k} {v:.4f}" for k, v in r.losses.items())
+        grid = Table.grid(padding=(0, 2))
+        grid.add_row(f"[bold]step {r.step}/{r.steps}[/]", f"{r.samples_per_s:.1f} samples/s", f"lr {r.lr:.2e}", eta)
+        grid.add_row(terms)
+        if r.validation:
+            v = r.validation
+            scores = "  ".join(f"{k} {v[k]:.4f}" for k in ("psnr", "ssim", "warp-error") if v.get(k) is not None)
+            grid.add_row(f"val step {v['step']}: {scores}" + ("  (best so far)" if v["best"] else ""))
+        live.update(grid)
+
+    def work():
+        settings = TrainConfig.from_file(config_file) if config_file else {}
+        flags = dict(
+            stage=stage, data=[str(d) for d in data] or None, synthetic_data=[str(d) for d in synthetic_data] or None,
+            val=str(val) if val else None, model=arch, init=str(init) if init else None,
+            resnet50_in=str(resnet50_in) if resnet50_in else None, size=size, batch_size=batch_size, steps=steps,
+            lr_g=lr_g, lr_d=lr_d, lr_halve_every=lr_halve_every, frames=frames, perceptual=perceptual,
+            workers=workers, checkpoint_every=checkpoint_every, val_every=val_every, seed=seed,
+        )
+        settings.update({k: v for k, v in flags.items() if v is not None})
+        if no_pretrained:
+            settings["pretrained"] = False
+        if synthetic is not None:
+            settings["synthetic"] = synthetic
+        settings.update(device=device, precision=precision)
+        if resume:
+            # only what was given on the command line (or in --config) changes a resumed run
+            given = {k: v for k, v in settings.items() if k not in ("device", "precision") or v != "auto"}
+            trainer = Trainer(TrainConfig(out=str(resume)), resume=True, overrides=given, on_step=on_step, on_message=say)
+        else:
+            if "stage" not in settings:
+                raise VcganError("pass --stage 1 (images) or --stage 2 (videos), or --resume RUN_DIR")
+            settings["out"] = str(out or Path("runs") / f"stage{settings['stage']}")
+            if Path(settings["out"], "checkpoints", "last.pt").exists():
+                raise VcganError(f"{settings['out']} already holds a run; use --resume {settings['out']} or another --out")
+            trainer = Trainer(TrainConfig(**settings), on_step=on_step, on_message=say)
+
+        if live:
+            live.start()
+        try:
+            return trainer.run()
+        finally:
+            if live:
+                live.stop()
+
+    result = _run(work)
+    if not quiet:
+        err.print(f"[green]done[/]: step {result['step']}, run in {result['out']}; export with `vcgan export {result['out']} -o MODEL_DIR`")
+
+
+@main.command("export")
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--output", "-o", type=click.Path(path_type=Path), required=True, help="Model folder to write (config.json + model.safetensors).")
+@click.option("--checkpoint", default="best", show_default=True, help="best, last, or a checkpoint file.")
+def export_model(run, output, checkpoint):
+    """Export a training run as a model folder that `vcgan colorize --model` loads."""
+    from .train.trainer import export
+
+    folder, sha = _run(lambda: export(run, output, checkpoint))
+    err.print(f"[green]wrote[/] {folder}/model.safetensors (fp16, sha256 {sha})")
+
+
 @main.command("models")
 def list_models():
     """List the models: shipped weights and the architectures."""

@@ -1,0 +1,125 @@
+"""Training on tiny synthetic data with the tiny variant, on the CPU."""
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from media_fixtures import make_clip, probe
+from vcgan_cli.cli import main
+from vcgan_cli.train.data import flow_pairs, warp_tensor
+from vcgan_cli.train.losses import temporal_losses
+from vcgan_cli.train.trainer import TrainConfig, Trainer
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Twelve small colour photos: smooth colour fields with texture."""
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        base = cv2.resize(rng.random((6, 8, 3)).astype(np.float32), (200, 150), interpolation=cv2.INTER_CUBIC)
+        detail = cv2.resize(rng.random((40, 50)).astype(np.float32), (200, 150))[..., None] * 0.3
+        cv2.imwrite(str(folder / f"p{i:02d}.jpg"), (np.clip(base * 0.7 + detail, 0, 1) * 255).astype(np.uint8))
+    return folder
+
+
+def config(tmp_path, photos, **kw):
+    base = dict(
+        model="tiny", data=[str(photos)], out=str(tmp_path / "run"), size=128, batch_size=2, steps=4,
+        perceptual="none", workers=0, pretrained=False, checkpoint_every=2, val_every=10**6, log_every=1,
+        device="cpu",
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def fixed_batch_losses(trainer, steps):
+    batch = next(iter(trainer.loader))
+    return [trainer.train_step(batch)["total"] for _ in range(steps)]
+
+
+def test_stage1_reduces_its_loss_on_a_fixed_batch(tmp_path, photos):
+    trainer = Trainer(config(tmp_path, photos, stage=1, lr_g=1e-3))
+    losses = fixed_batch_losses(trainer, 25)
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_stage2_reduces_its_loss_on_a_fixed_batch(tmp_path, photos):
+    trainer = Trainer(
+        config(tmp_path, photos, stage=2, data=[], synthetic_data=[str(photos)], synthetic=1.0, frames=3, lr_g=1e-3)
+    )
+    losses = fixed_batch_losses(trainer, 20)
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_temporal_losses_zero_when_consistent_large_when_flickering():
+    n, pairs = 4, flow_pairs(4)
+    rng = torch.Generator().manual_seed(0)
+    frame = torch.rand(2, 3, 32, 32, generator=rng) * 2 - 1
+    gray = frame.mean(1, keepdim=True)[:, None].expand(-1, n, -1, -1, -1)
+    flows = torch.zeros(2, len(pairs), 2, 32, 32)
+    steady = [frame.clone() for _ in range(n)]
+    short, dense = temporal_losses(steady, gray, flows, pairs, 50.0, warp_tensor)
+    assert float(short) < 1e-6 and float(dense) < 1e-6
+    flicker = [(frame + 0.6 * (torch.rand(2, 3, 1, 1, generator=rng) - 0.5)).clamp(-1, 1) for _ in range(n)]
+    short, dense = temporal_losses(flicker, gray, flows, pairs, 50.0, warp_tensor)
+    assert float(short) > 0.05 and float(dense) > 0.05
+
+
+def _log(run):
+    return {r["step"]: r for r in map(json.loads, (run / "log.jsonl").read_text().splitlines())}
+
+
+def test_resume_continues_exactly(tmp_path, photos):
+    whole = config(tmp_path, photos, stage=1, out=str(tmp_path / "whole"), steps=4)
+    Trainer(whole).run()
+    part = config(tmp_path, photos, stage=1, out=str(tmp_path / "part"), steps=2)
+    Trainer(part).run()
+    Trainer(TrainConfig(out=str(tmp_path / "part")), resume=True, overrides={"steps": 4}).run()
+    a, b = _log(tmp_path / "whole"), _log(tmp_path / "part")
+    for step in (3, 4):
+        assert b[step]["total"] == pytest.approx(a[step]["total"], rel=1e-5, abs=1e-7)
+        assert b[step]["l1"] == pytest.approx(a[step]["l1"], rel=1e-5, abs=1e-7)
+    saved = json.loads((tmp_path / "part" / "config.json").read_text())
+    assert saved["w_l1"] == 10.0 and saved["lr_g"] == 2e-4 and saved["steps"] == 4
+
+
+def test_cli_train_export_and_colorize(tmp_path, photos):
+    run = tmp_path / "run"
+    result = CliRunner().invoke(
+        main,
+        ["train", "--stage", "1", "--model", "tiny", "--data", str(photos), "--size", "128", "--batch-size", "2",
+         "--steps", "2", "--perceptual", "none", "--workers", "0", "--no-pretrained", "--out", str(run), "-q"],
+    )
+    assert result.exit_code == 0, result.output
+    assert (run / "checkpoints" / "last.pt").exists() and list((run / "samples").glob("*.jpg"))
+    model = tmp_path / "model"
+    result = CliRunner().invoke(main, ["export", str(run), "-o", str(model), "--checkpoint", "last"])
+    assert result.exit_code == 0, result.output
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=4, audio=None)
+    result = CliRunner().invoke(main, ["colorize", str(clip), "-o", str(tmp_path / "o.mp4"), "--model", str(model), "-q"])
+    assert result.exit_code == 0, result.output
+    assert probe(tmp_path / "o.mp4")["frames"] == 4
+    again = CliRunner().invoke(main, ["train", "--stage", "1", "--data", str(photos), "--out", str(run), "-q"])
+    assert again.exit_code == 1 and "--resume" in again.output
+
+
+def test_two_process_torchrun_on_cpu(tmp_path, photos):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "vcgan_cli", "train", "--stage", "1", "--model", "tiny", "--data", str(photos), "--size", "128",
+        "--batch-size", "1", "--steps", "3", "--perceptual", "none", "--workers", "0", "--no-pretrained",
+        "--device", "cpu", "--out", str(tmp_path / "ddp"), "-q",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = _log(tmp_path / "ddp")
+    assert max(log) == 3

