@@ -50,6 +50,16 @@ def test_stage1_reduces_its_loss_on_a_fixed_batch(tmp_path, photos):
     assert losses[-1] < 0.7 * losses[0]
 
 
+def test_frozen_extractors_stay_fixed(tmp_path, photos):
+    trainer = Trainer(config(tmp_path, photos, stage=1, freeze_extractors=True))
+    before = {k: v.clone() for k, v in trainer.generator.gfe.state_dict().items()}
+    mainstream = trainer.generator.d0[0].weight.clone()
+    fixed_batch_losses(trainer, 2)
+    after = trainer.generator.gfe.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not torch.equal(mainstream, trainer.generator.d0[0].weight)  # the rest still learns
+
+
 def test_stage2_reduces_its_loss_on_a_fixed_batch(tmp_path, photos):
     trainer = Trainer(
         config(tmp_path, photos, stage=2, data=[], synthetic_data=[str(photos)], synthetic=1.0, frames=3, lr_g=1e-3)

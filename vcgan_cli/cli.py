@@ -377,6 +377,7 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
 @click.option("--init", type=click.Path(exists=True, path_type=Path), help="Start from a stage-1 run, checkpoint or exported model (stage 2).")
 @click.option("--resnet50-in", type=click.Path(exists=True, path_type=Path), help="ImageNet ResNet-50-IN checkpoint for the vcgan extractors.")
 @click.option("--no-pretrained", is_flag=True, help="Do not initialise the extractors from ImageNet.")
+@click.option("--freeze-extractors", is_flag=True, help="Keep the extractors' pretrained backbones fixed (about 1.5x faster on a CPU).")
 @click.option("--size", type=click.IntRange(64, 2048), default=None, help="Crop size (default 256).")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="Default 16 (stage 1) / 4 (stage 2).")
 @click.option("--steps", type=click.IntRange(1), default=None, help="Optimiser steps in total.")
@@ -395,7 +396,7 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
 @device_option
 @precision_option
 @click.option("--quiet", "-q", is_flag=True)
-def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, no_pretrained, size, batch_size, steps, lr_g, lr_d, lr_halve_every, frames, perceptual, workers, checkpoint_every, val_every, seed, config_file, out, resume, device, precision, quiet):
+def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, no_pretrained, freeze_extractors, size, batch_size, steps, lr_g, lr_d, lr_halve_every, frames, perceptual, workers, checkpoint_every, val_every, seed, config_file, out, resume, device, precision, quiet):
     """Train VCGAN: --stage 1 on images, then --stage 2 on videos (the paper's losses)."""
     from rich.live import Live
     from rich.table import Table
@@ -434,6 +435,8 @@ def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, 
         settings.update({k: v for k, v in flags.items() if v is not None})
         if no_pretrained:
             settings["pretrained"] = False
+        if freeze_extractors:
+            settings["freeze_extractors"] = True
         if synthetic is not None:
             settings["synthetic"] = synthetic
         settings.update(device=device, precision=precision)

@@ -43,6 +43,7 @@ class TrainConfig:
     out: str = "runs/vcgan"
     init: str | None = None  # stage-1 run folder, checkpoint or exported model to start from
     pretrained: bool = True  # ImageNet-initialised extractors where the variant has them
+    freeze_extractors: bool = False  # keep the extractors' pretrained backbones fixed (faster on a CPU)
     resnet50_in: str | None = None  # ImageNet ResNet-50-IN checkpoint for the `vcgan` variant
     size: int = 256
     batch_size: int | None = None
@@ -215,10 +216,14 @@ class Trainer:
         self.generator = Generator(VARIANTS[c.model]).to(device)
         if not resume:
             self._initialise(c)
+        if c.freeze_extractors:
+            for ext in (self.generator.gfe, self.generator.pfe):
+                getattr(ext, "backbone", ext).requires_grad_(False)
         self.pairs = D.flow_pairs(c.frames) if c.stage == 2 else []
         self.unroll = Unroll(self.generator, D.warp_tensor).to(device)
         self.critic = Discriminator().to(device) if c.stage == 2 else None
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=c.lr_g, betas=(c.beta1, c.beta2))
+        trainable = [p for p in self.generator.parameters() if p.requires_grad]
+        self.opt_g = torch.optim.Adam(trainable, lr=c.lr_g, betas=(c.beta1, c.beta2))
         self.opt_d = (
             torch.optim.Adam(self.critic.parameters(), lr=c.lr_d, betas=(c.beta1, c.beta2)) if self.critic else None
         )
