@@ -133,3 +133,16 @@ def test_two_process_torchrun_on_cpu(tmp_path, photos):
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = _log(tmp_path / "ddp")
     assert max(log) == 3
+
+
+def test_validation_keeps_the_best_model(tmp_path, photos):
+    from test_bench import davis_tree
+
+    val = davis_tree(tmp_path / "val", clips=1, frames=3)
+    trainer = Trainer(config(tmp_path, photos, stage=1, val=str(val), val_every=2, steps=4))
+    result = trainer.run()
+    log = _log(tmp_path / "run")
+    assert {"psnr", "ssim", "warp-error"} <= set(log[2]["val"]) and "val" in log[4]
+    assert (tmp_path / "run" / "best" / "model.safetensors").exists()
+    best = json.loads((tmp_path / "run" / "best" / "metrics.json").read_text())
+    assert best["rows"]["tiny"]["mean"]["psnr"] == pytest.approx(result["best"])
