@@ -75,3 +75,11 @@ def test_bench_cli_writes_json_and_csv(tmp_path):
     assert lines[0] == "method,clip,psnr,warp-error,frames" and len(lines) == 1 + 3 * 3
     bad = CliRunner().invoke(main, ["bench", str(tmp_path / "nothing"), "--model", "tiny"])
     assert bad.exit_code == 1 and bad.output.startswith("error:")
+
+
+def test_frames_are_ordered_naturally(tmp_path):
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for i in (1, 2, 10):
+        cv2.imwrite(str(folder / f"frame_{i}.png"), np.zeros((8, 8, 3), np.uint8))
+    assert [p.name for p in find_clips(tmp_path)[0].frames] == ["frame_1.png", "frame_2.png", "frame_10.png"]

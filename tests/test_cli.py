@@ -223,3 +223,23 @@ def test_the_console_script_reports_missing_weights_in_one_line(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "--model tiny" in lines[0]
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_names_with_brackets_and_usage_errors_stay_one_line(tmp_path):
+    odd = tmp_path / "[restored] film.mp4"
+    line = _error_line(run("colorize", odd, "-o", tmp_path / "o.mp4", "--model", "tiny"))
+    assert "[restored] film.mp4" in line
+    exe = Path(sys.executable).with_name("vcgan")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "vcgan_cli"]
+    proc = subprocess.run([*cmd, "colorize", "--bogus"], capture_output=True, text=True)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.startswith("error: No such option '--bogus'")
+
+
+def test_image_folder_skips_its_own_outputs(tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((40, 50), 128, np.uint8))
+    assert run("image", tmp_path, "--model", "tiny", "--size", "64", "-q").exit_code == 0
+    assert (tmp_path / "a_color.png").exists()
+    again = run("image", tmp_path, "--model", "tiny", "--size", "64", "-q", "--overwrite")
+    assert again.exit_code == 0, again.output
+    assert not (tmp_path / "a_color_color.png").exists()

@@ -146,3 +146,20 @@ def test_validation_keeps_the_best_model(tmp_path, photos):
     assert (tmp_path / "run" / "best" / "model.safetensors").exists()
     best = json.loads((tmp_path / "run" / "best" / "metrics.json").read_text())
     assert best["rows"]["tiny"]["mean"]["psnr"] == pytest.approx(result["best"])
+
+
+def test_bad_settings_and_export_safety(tmp_path, photos):
+    from vcgan_cli.errors import VcganError
+    from vcgan_cli.train.trainer import export
+
+    with pytest.raises(VcganError, match="multiple of 64"):
+        Trainer(config(tmp_path, photos, stage=1, size=100))
+    with pytest.raises(VcganError, match="checkpoint-every must be a positive"):
+        Trainer(config(tmp_path, photos, stage=1, checkpoint_every=0))
+    run = tmp_path / "run"
+    Trainer(config(tmp_path, photos, stage=1, steps=1)).run()
+    folder, sha, used = export(run, tmp_path / "m")
+    assert "no validated best model" in used and (folder / "config.json").exists()
+    with pytest.raises(VcganError, match="--overwrite"):
+        export(run, tmp_path / "m")
+    assert export(run, tmp_path / "m", "step-0000001.pt", overwrite=True)[1] == sha

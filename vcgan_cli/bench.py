@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 import platform
+import re
 import statistics
 import tempfile
 import threading
@@ -43,8 +44,16 @@ class Clip:
     video: Path | None = None
 
 
+def _natural(path: Path) -> list:
+    """Sort key that puts frame_2 before frame_10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+    return sorted(
+        (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")),
+        key=_natural,
+    )
 
 
 def find_clips(data: str | os.PathLike) -> list[Clip]:
@@ -276,11 +285,10 @@ def measure_speed(
     cuda = model.device.type == "cuda"
     results = []
     with tempfile.TemporaryDirectory(prefix="vcgan-bench-") as tmp:
+        # always a short grayscale film of `frames` frames, so every stage (and end to end)
+        # times the same frames, however long the source is
         src = Path(tmp) / "input.mp4"
-        if clip.video is not None and clip.frames is None:
-            src = clip.video
-        else:
-            _clip_to_video(clip, src, frames)
+        _clip_to_video(clip, src, frames)
         # decode
         decode_fps = []
         for _ in range(repeats):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import __version__
@@ -15,11 +16,24 @@ from .errors import VcganError
 
 err = Console(stderr=True, highlight=False)
 
-CODEC_EXT = {"libx264": ".mp4", "libx265": ".mp4", "prores_ks": ".mov", "ffv1": ".mkv"}
+CODEC_EXT = {"libx264": ".mp4", "libx265": ".mp4", "prores_ks": ".mov", "ffv1": ".mkv", "libvpx-vp9": ".webm"}
+
+
+def _say(label: str, message: str) -> None:
+    """One message on stderr; ``message`` is plain text (file names may hold [brackets])."""
+    err.print(f"{label} {escape(message)}", soft_wrap=True)
+
+
+def _warn(message: str) -> None:
+    _say("[yellow]warning:[/]", message)
+
+
+def _note(message: str) -> None:
+    _say("[yellow]note:[/]", message)
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    _say("[bold red]error:[/]", message)
     sys.exit(code)
 
 
@@ -40,6 +54,18 @@ def _run(fn):
         _fail(f"unexpected {type(exc).__name__}: {first} (set VCGAN_DEBUG=1 for a traceback)", 2)
 
 
+def _check_parent(path: Path | None, option: str) -> None:
+    """Refuse up front (not after hours of work) a result file whose folder does not exist."""
+    if path is not None and not path.absolute().parent.is_dir():
+        _fail(f"{option} {path}: folder {path.absolute().parent} does not exist")
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.vcgan-tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 class _LazyProgress:
     """A rich progress bar that appears with the first frame (so an input rejected up front
     prints its error line alone), fed by the core's progress callback."""
@@ -56,7 +82,7 @@ class _LazyProgress:
             return
         if self.bar is None:
             if self.note:
-                err.print(f"[yellow]note:[/] {self.note}", soft_wrap=True)
+                _note(self.note)
             self.bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -124,7 +150,7 @@ def main() -> None:
     type=click.Choice(list(CODEC_EXT)),
     default="libx264",
     show_default=True,
-    help="Video codec; prores_ks and ffv1 make archival masters (.mov / .mkv).",
+    help="Video codec; prores_ks and ffv1 make archival masters (.mov / .mkv); libvpx-vp9 for .webm.",
 )
 @click.option("--crf", type=click.IntRange(0, 51), default=None, help="Quality for libx264/libx265 (lower is better; default 18/20).")
 @raw_option
@@ -148,11 +174,12 @@ def colorize(input, output, model, size, codec, crf, raw, no_scene_detect, scene
 
     if output is None:
         output = input.with_name(f"{input.stem}_color{CODEC_EXT[codec]}")
+    _check_parent(report, "--report")
 
     def work():
         colorizer = load_model(model, device=device, precision=precision)
         note = None if colorizer.weights.trained else f"model {colorizer.name!r} has random weights: expect noise colours"
-        bar = _LazyProgress(quiet, f"Colourising {input.name}", note)
+        bar = _LazyProgress(quiet, f"Colourising {escape(input.name)}", note)
         try:
             return colorize_video(
                 input,
@@ -172,16 +199,16 @@ def colorize(input, output, model, size, codec, crf, raw, no_scene_detect, scene
 
     result = _run(work)
     for w in result.warnings:
-        err.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
+        _warn(w)
     if report:
-        _run(lambda: report.write_text(json.dumps(result.to_dict(), indent=2) + "\n"))
+        _run(lambda: _write_text(report, json.dumps(result.to_dict(), indent=2) + "\n"))
     if not quiet:
         cuts = [i for i in result.shot_starts if i > 0]
         cut_text = f" (cuts at frames {', '.join(map(str, cuts[:8]))}{', …' if len(cuts) > 8 else ''})" if cuts else ""
         dur = f", {result.duration:.2f} s" if result.duration else ""
         err.print(
-            f"[green]wrote[/] {result.output}: {result.frames} frames{dur}, {len(result.shot_starts)} shot(s){cut_text}\n"
-            f"  model {result.model} ({result.model_source}) on {result.device} {result.precision}, "
+            f"[green]wrote[/] {escape(result.output)}: {result.frames} frames{dur}, {len(result.shot_starts)} shot(s){cut_text}\n"
+            f"  model {result.model} ({escape(result.model_source)}) on {result.device} {result.precision}, "
             f"network at {result.working_size[1]}×{result.working_size[0]}, {result.fps:.1f} fps in {result.elapsed:.1f} s\n"
             f"  {result.output_info}",
             soft_wrap=True,
@@ -193,7 +220,8 @@ def colorize(input, output, model, size, codec, crf, raw, no_scene_detect, scene
 @click.option(
     "--output",
     "-o",
-    type=click.Path(path_type=Path),
+    "raw_output",
+    type=click.Path(),
     help="Output file (one input) or folder (default: NAME_color.EXT beside each input).",
 )
 @model_option
@@ -203,8 +231,9 @@ def colorize(input, output, model, size, codec, crf, raw, no_scene_detect, scene
 @precision_option
 @click.option("--overwrite", is_flag=True, help="Replace outputs that exist (inputs are never replaced).")
 @click.option("--quiet", "-q", is_flag=True, help="Print errors and warnings only.")
-def image(inputs, output, model, size, raw, device, precision, overwrite, quiet):
+def image(inputs, raw_output, model, size, raw, device, precision, overwrite, quiet):
     """Colourise photos: files, or folders of JPEG/PNG/TIFF/WebP images."""
+    output = Path(raw_output) if raw_output is not None else None
     from .images import IMAGE_EXTENSIONS
     from .pipeline import colorize_image, image_output_path
     from .runtime import load_model
@@ -212,7 +241,11 @@ def image(inputs, output, model, size, raw, device, precision, overwrite, quiet)
     files: list[Path] = []
     for p in inputs:
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith("."))
+            # a folder's own earlier outputs (NAME_color.EXT) are not inputs
+            found = sorted(
+                f for f in p.iterdir()
+                if f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith(".") and not f.stem.endswith("_color")
+            )
             if not found:
                 _fail(f"{p}: no images (JPEG, PNG, TIFF, WebP, BMP) in this folder")
             files.extend(found)
@@ -221,29 +254,46 @@ def image(inputs, output, model, size, raw, device, precision, overwrite, quiet)
         else:
             files.append(p)
     many = len(files) > 1 or any(p.is_dir() for p in inputs)
-    if many and output is not None and output.exists() and not output.is_dir():
+    as_folder = output is not None and (many or str(raw_output).endswith(("/", os.sep)) or output.is_dir())
+    if as_folder and output.exists() and not output.is_dir():
         _fail(f"{output} is a file; several inputs need an output folder")
-    if many and output is not None and not output.exists():
+    if as_folder and not output.exists():
         _run(lambda: output.mkdir(parents=True))
+    if output is not None and not as_folder:
+        if output.suffix.lower() not in IMAGE_EXTENSIONS:
+            _fail(f"{output}: unknown image extension; use one of {', '.join(IMAGE_EXTENSIONS)}")
+        if not output.absolute().parent.is_dir():
+            _fail(f"{output}: folder {output.absolute().parent} does not exist")
 
     colorizer = _run(lambda: load_model(model, device=device, precision=precision))
     note = not colorizer.weights.trained and not quiet
     failed = 0
     for src in files:
-        dst = image_output_path(src, output, many)
+        dst = image_output_path(src, output, as_folder)
         try:
             result = colorize_image(src, dst, model=colorizer, size=size, keep_luma=not raw, overwrite=overwrite)
+        except KeyboardInterrupt:
+            _fail("interrupted; the image being written was not kept", 130)
         except VcganError as exc:
-            err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            _say("[bold red]error:[/]", str(exc))
+            failed += 1
+            continue
+        except OSError as exc:
+            _say("[bold red]error:[/]", f"{src}: {exc.strerror or exc}")
+            failed += 1
+            continue
+        except Exception as exc:  # noqa: BLE001 - one bad photo must not stop a batch
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            _say("[bold red]error:[/]", f"{src}: {first}")
             failed += 1
             continue
         if note:
-            err.print(f"[yellow]note:[/] model {colorizer.name!r} has random weights: expect noise colours")
+            _note(f"model {colorizer.name!r} has random weights: expect noise colours")
             note = False
         for w in result.warnings:
-            err.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
+            _warn(w)
         if not quiet:
-            err.print(f"[green]wrote[/] {dst} ({result.size[1]}×{result.size[0]})", soft_wrap=True)
+            err.print(f"[green]wrote[/] {escape(str(dst))} ({result.size[1]}×{result.size[0]})", soft_wrap=True)
     if failed and len(files) > 1:
         _fail(f"{failed} of {len(files)} images failed")
     if failed:
@@ -291,6 +341,8 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
         _fail("--metric speed needs a model, not --predictions")
     if predictions is not None and model is not None:
         _fail("give --model or --predictions, not both")
+    _check_parent(json_path, "--json")
+    _check_parent(csv_path, "--csv")
 
     def work():
         colorizer = None
@@ -335,7 +387,7 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
             table.add_column(c, justify="right")
         for row, body in q["rows"].items():
             for clip, summ in [("mean", body["mean"]), *(body["clips"].items() if len(q["clips"]) > 1 else [])]:
-                table.add_row(row if clip == "mean" else "", clip, *[("—" if summ.get(c) is None else fmt[c].format(summ[c])) for c in cols])
+                table.add_row(escape(row) if clip == "mean" else "", escape(clip), *[("—" if summ.get(c) is None else fmt[c].format(summ[c])) for c in cols])
             table.add_section()
         out.print(table)
     if "speed" in report and not quiet:
@@ -351,7 +403,7 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
             )
         out.print(table)
     if json_path:
-        _run(lambda: json_path.write_text(json.dumps(report, indent=2) + "\n"))
+        _run(lambda: _write_text(json_path, json.dumps(report, indent=2) + "\n"))
     if csv_path and "quality" in report:
         import csv
 
@@ -407,7 +459,7 @@ def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, 
 
     def say(message: str) -> None:
         if not quiet:
-            err.print(message, soft_wrap=True)
+            err.print(escape(message), soft_wrap=True)
 
     def on_step(r):
         if live is None:
@@ -456,25 +508,30 @@ def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, 
             live.start()
         try:
             return trainer.run()
+        except KeyboardInterrupt:
+            if live:
+                live.stop()
+            _fail(f"interrupted at step {trainer.step} (checkpoint saved); continue with: vcgan train --resume {trainer.out}", 130)
         finally:
             if live:
                 live.stop()
 
     result = _run(work)
     if not quiet:
-        err.print(f"[green]done[/]: step {result['step']}, run in {result['out']}; export with `vcgan export {result['out']} -o MODEL_DIR`")
+        _say("[green]done:[/]", f"step {result['step']}, run in {result['out']}; export with: vcgan export {result['out']} -o MODEL_DIR")
 
 
 @main.command("export")
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True, help="Model folder to write (config.json + model.safetensors).")
-@click.option("--checkpoint", default="best", show_default=True, help="best, last, or a checkpoint file.")
-def export_model(run, output, checkpoint):
+@click.option("--checkpoint", default="best", show_default=True, help="best, last, or a checkpoint (a file, or a name in RUN/checkpoints/).")
+@click.option("--overwrite", is_flag=True, help="Replace the model in an existing, non-empty folder.")
+def export_model(run, output, checkpoint, overwrite):
     """Export a training run as a model folder that `vcgan colorize --model` loads."""
     from .train.trainer import export
 
-    folder, sha = _run(lambda: export(run, output, checkpoint))
-    err.print(f"[green]wrote[/] {folder}/model.safetensors (fp16, sha256 {sha})")
+    folder, sha, used = _run(lambda: export(run, output, checkpoint, overwrite))
+    _say("[green]wrote[/]", f"{folder}/model.safetensors from {used} (fp16, sha256 {sha})")
 
 
 @main.command("models")
@@ -492,5 +549,19 @@ def list_models():
         out.print(f"{name:<12}{default:<10} {params:7.2f} M params, {cfg.extractor} extractors — {status}")
 
 
-if __name__ == "__main__":
-    main()
+
+def entry() -> None:
+    """The ``vcgan`` console script: Click's own usage errors become one line as well."""
+    try:
+        code = main.main(standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        sys.exit(0)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "vcgan"
+        _fail(f"{exc.format_message()} (see: {command} --help)", 2)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    except click.exceptions.Abort:
+        _fail("interrupted", 130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -53,11 +53,12 @@ def occlusion_mask(flow_fw: np.ndarray, flow_bw: np.ndarray) -> np.ndarray:
     back = warp(flow_bw, flow_fw)
     total = flow_fw + back
     consistent = (total**2).sum(-1) < 0.01 * ((flow_fw**2).sum(-1) + (back**2).sum(-1)) + 0.5
-    du_x = cv2.Sobel(flow_fw[..., 0], cv2.CV_32F, 1, 0, ksize=1)
-    du_y = cv2.Sobel(flow_fw[..., 0], cv2.CV_32F, 0, 1, ksize=1)
-    dv_x = cv2.Sobel(flow_fw[..., 1], cv2.CV_32F, 1, 0, ksize=1)
-    dv_y = cv2.Sobel(flow_fw[..., 1], cv2.CV_32F, 0, 1, ksize=1)
-    boundary = du_x**2 + du_y**2 + dv_x**2 + dv_y**2 > 0.01 * (flow_fw**2).sum(-1) + 0.002
+    # forward differences, as Lai et al.'s compute_flow_gradients (last row/column 0)
+    dx = np.zeros_like(flow_fw)
+    dy = np.zeros_like(flow_fw)
+    dx[:, :-1] = flow_fw[:, :-1] - flow_fw[:, 1:]
+    dy[:-1] = flow_fw[:-1] - flow_fw[1:]
+    boundary = (dx**2 + dy**2).sum(-1) > 0.01 * (flow_fw**2).sum(-1) + 0.002
     return (consistent & ~boundary).astype(np.float32)
 
 

@@ -31,7 +31,13 @@ def read_image(path: str | os.PathLike) -> Still:
     if path.is_dir():
         raise MediaError(f"{path} is a folder, not an image")
     data = np.fromfile(path, dtype=np.uint8)  # also works for non-ASCII paths
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    # ANYCOLOR|ANYDEPTH keeps gray as gray and 16 bits as 16 bits and, unlike UNCHANGED,
+    # applies the EXIF orientation, so a phone photo comes out the way viewers show it.
+    img = cv2.imdecode(data, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
+    if img is not None and path.suffix.lower() in (".png", ".tif", ".tiff", ".webp"):
+        full = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # formats with alpha (no EXIF rotation)
+        if full is not None and full.ndim == 3 and full.shape[2] in (2, 4):
+            img = full
     if img is None:
         raise MediaError(f"{path} is not an image OpenCV can read (JPEG, PNG, TIFF, WebP, BMP)")
     if img.dtype == np.uint8:
@@ -68,7 +74,8 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, *, bit_depth: int, alp
     bgr = (rgb[..., ::-1] * scale + 0.5).astype(dtype)
     if alpha is not None and ext in (".png", ".tif", ".tiff", ".webp"):
         if alpha.dtype != dtype:
-            alpha = (alpha.astype(np.float64) * (scale / np.iinfo(alpha.dtype).max) + 0.5).astype(dtype)
+            top = np.iinfo(alpha.dtype).max if np.issubdtype(alpha.dtype, np.integer) else 1.0
+            alpha = (np.clip(alpha.astype(np.float64) / top, 0, 1) * scale + 0.5).astype(dtype)
         bgr = np.dstack((bgr, alpha))
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext in (".jpg", ".jpeg") else []
     if ext == ".webp":

@@ -146,7 +146,12 @@ def _from_hub(spec: str) -> LoadedWeights:
     if repo.count("/") != 1 or not all(repo.split("/")):
         raise WeightsError(f"{spec!r}: write hf-hub:owner/repo or hf-hub:owner/repo@revision")
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
 
     try:
         config_path = Path(hf_hub_download(repo, CONFIG_NAME, revision=revision))
@@ -156,10 +161,13 @@ def _from_hub(spec: str) -> LoadedWeights:
             f"{spec}: not in the local Hugging Face cache and the Hub cannot be reached; "
             "connect once (without HF_HUB_OFFLINE) to download it"
         ) from None
+    except GatedRepoError:
+        raise WeightsError(f"{spec}: this repo is gated; accept its terms on the Hub and log in (huggingface-cli login)") from None
     except (RepositoryNotFoundError, EntryNotFoundError) as exc:
         raise WeightsError(f"{spec}: {type(exc).__name__} — needs {CONFIG_NAME} and {WEIGHTS_NAME} in that repo") from None
     except Exception as exc:  # network errors, revisions that do not exist
-        raise WeightsError(f"{spec}: could not fetch from the Hub ({str(exc).splitlines()[0]})") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"{spec}: could not fetch from the Hub ({first})") from None
     if config_path.parent != weights_path.parent:
         raise WeightsError(f"{spec}: {CONFIG_NAME} and {WEIGHTS_NAME} come from different revisions")
     return _load_pair(config_path.parent, weights_path, spec)
@@ -219,7 +227,12 @@ def save_weights(generator: Generator, folder: str | os.PathLike, *, dtype: torc
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in generator.state_dict().items()}
     tmp = folder / f".{WEIGHTS_NAME}.tmp"
-    save_file(state, str(tmp), metadata={"format": "pt", "config": generator.config.to_json()})
+    tmp_config = folder / f".{CONFIG_NAME}.tmp"
+    # one metadata key: safetensors writes several in no fixed order, and the bytes (so the
+    # pinned SHA-256) of an export should depend on the weights alone
+    save_file(state, str(tmp), metadata={"vcgan_config": generator.config.to_json()})
+    tmp_config.write_text(generator.config.to_json())
+    # both files complete before either is renamed into place
+    os.replace(tmp_config, folder / CONFIG_NAME)
     os.replace(tmp, folder / WEIGHTS_NAME)
-    (folder / CONFIG_NAME).write_text(generator.config.to_json())
     return _sha256(folder / WEIGHTS_NAME)

@@ -86,6 +86,18 @@ class TrainConfig:
                 setattr(c, k, v)
         if c.stage == 2 and c.frames < 2:
             raise VcganError("--frames must be at least 2 for stage 2")
+        if c.size < 128 or c.size % 64:
+            raise VcganError(f"--size {c.size}: training crops must be a multiple of 64, at least 128")
+        for name in ("batch_size", "steps", "lr_halve_every", "log_every", "checkpoint_every", "val_every", "val_frames"):
+            value = getattr(c, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise VcganError(f"{name.replace('_', '-')} must be a positive whole number, got {value!r}")
+        for name in ("lr_g", "lr_d", "alpha", "w_l1", "w_perceptual", "w_gan", "w_short", "w_long"):
+            value = getattr(c, name)
+            if not isinstance(value, (int, float)) or value < 0:
+                raise VcganError(f"{name.replace('_', '-')} must be a non-negative number, got {value!r}")
+        if not 0.0 <= c.synthetic <= 1.0:
+            raise VcganError(f"synthetic must be between 0 and 1, got {c.synthetic!r}")
         if not c.data and not (c.stage == 2 and c.synthetic_data):
             raise VcganError("no training data: pass --data (images for stage 1, videos for stage 2)")
         return c
@@ -189,11 +201,9 @@ class Trainer:
         from ..runtime import resolve_device
         from . import data as D
 
-        self.on_step = on_step or (lambda r: None)
-        self.say = on_message or (lambda m: None)
         self.rank, self.world, local_rank = _distributed()
-        if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.cuda.is_available() and config.device != "cpu" else "gloo")
+        self.on_step = (on_step if self.rank == 0 else None) or (lambda r: None)
+        self.say = (on_message if self.rank == 0 else None) or (lambda m: None)
         self.out = Path(config.out)
         if resume:
             # the run's own settings, changed only where the caller says so (e.g. more steps)
@@ -204,18 +214,27 @@ class Trainer:
             config = dataclasses.replace(TrainConfig(**saved), **(overrides or {}))
         self.config = c = config.resolved()
         device = resolve_device(c.device)
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if device.type == "cuda" and self.world > 1:
             device = torch.device("cuda", local_rank)
             torch.cuda.set_device(device)
         self.device = device
-        self.autocast = device.type == "cuda" and c.precision in ("auto", "bf16", "fp16")
-        self.amp_dtype = torch.float16 if c.precision == "fp16" else torch.bfloat16
+        if c.precision == "fp16":
+            raise VcganError("training in fp16 needs loss scaling that vcgan does not do; use --precision bf16 (or auto)")
+        if c.precision == "bf16" and device.type != "cuda":
+            raise VcganError("bf16 training is supported on CUDA only; use --precision fp32 (or auto) on the CPU")
+        self.autocast = device.type == "cuda" and c.precision in ("auto", "bf16")
+        self.amp_dtype = torch.bfloat16
         torch.manual_seed(c.seed)
 
         # models
         self.generator = Generator(VARIANTS[c.model]).to(device)
         if not resume:
             self._initialise(c)
+        for ext in (self.generator.gfe, self.generator.pfe):
+            if hasattr(ext, "freeze_bn"):  # ImageNet BatchNorm statistics stay fixed, in every run
+                ext.freeze_bn = True
         if c.freeze_extractors:
             for ext in (self.generator.gfe, self.generator.pfe):
                 getattr(ext, "backbone", ext).requires_grad_(False)
@@ -279,16 +298,12 @@ class Trainer:
         if c.pretrained and arch.extractor == "efficientnet-lite0":
             for ext in (self.generator.gfe, self.generator.pfe):
                 ext.load_imagenet()
-                ext.freeze_bn = True
             self.say("extractors: ImageNet EfficientNet-Lite0")
         elif arch.extractor == "resnet50-in" and c.resnet50_in:
             state = torch.load(c.resnet50_in, map_location="cpu", weights_only=True)
             for ext in (self.generator.gfe, self.generator.pfe):
                 ext.load_state_dict(state, strict=False)
             self.say(f"extractors: ResNet-50-IN from {c.resnet50_in}")
-        elif arch.extractor == "efficientnet-lite0":
-            for ext in (self.generator.gfe, self.generator.pfe):
-                ext.freeze_bn = True
 
     def _lr(self, base: float) -> float:
         return base * 0.5 ** (self.step // self.config.lr_halve_every)
@@ -315,7 +330,12 @@ class Trainer:
         numbered = folder / f"step-{self.step:07d}.pt"
         if numbered.exists():
             numbered.unlink()
-        os.link(folder / "last.pt", numbered)  # a second name, no second copy
+        try:
+            os.link(folder / "last.pt", numbered)  # a second name, no second copy
+        except OSError:  # file systems without hard links
+            import shutil
+
+            shutil.copyfile(folder / "last.pt", numbered)
 
     def _load(self, path: Path) -> None:
         if not path.is_file():
@@ -472,6 +492,10 @@ class Trainer:
                     log.write(json.dumps({"step": self.step, "lr": self._lr(c.lr_g), **last, **({"val": val} if val else {})}) + "\n")
                     log.flush()
                 self.on_step(StepReport(self.step, c.steps, last, self._lr(c.lr_g), rate, eta, event, val))
+        except KeyboardInterrupt:
+            if self.step > first_step and self.step % c.checkpoint_every:
+                self._save()  # keep the work done since the last checkpoint
+            raise
         finally:
             if log:
                 log.close()
@@ -480,22 +504,30 @@ class Trainer:
         return {"step": self.step, "losses": last, "best": self.best, "out": str(self.out)}
 
 
-def export(run: str | os.PathLike, out: str | os.PathLike, which: str = "best") -> tuple[Path, str]:
+def export(
+    run: str | os.PathLike, out: str | os.PathLike, which: str = "best", overwrite: bool = False
+) -> tuple[Path, str, str]:
     """Write a run's generator as ``config.json`` + fp16 ``model.safetensors``; returns the
-    folder and the SHA-256 of the weights."""
-    from ..weights import save_weights
+    folder, the SHA-256 of the weights and what was exported."""
+    from ..weights import load_weights, save_weights
 
-    run = Path(run)
-    if which == "best" and (run / "best" / "model.safetensors").is_file():
-        from ..weights import load_weights
-
-        generator = load_weights(str(run / "best") if "/" in str(run) else f"./{run}/best").generator
+    run, out = Path(run), Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise VcganError(f"{out} exists and is not empty; pass --overwrite to replace the model in it")
+    best = run / "best" / "model.safetensors"
+    if which == "best" and best.is_file():
+        generator = load_weights(str(best)).generator
+        used = f"best model ({run / 'best'})"
     else:
-        ckpt = run / "checkpoints" / "last.pt" if which in ("best", "last") else Path(which)
+        if which in ("best", "last"):
+            ckpt = run / "checkpoints" / "last.pt"
+        else:
+            ckpt = Path(which) if Path(which).is_file() else run / "checkpoints" / which
         if not ckpt.is_file():
             raise VcganError(f"{run}: no checkpoint to export ({ckpt} is missing)")
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
         generator = Generator(VARIANTS[state["config"]["model"]])
         generator.load_state_dict(state["generator"])
+        used = f"step {state['step']} ({ckpt})" + (" — the run has no validated best model" if which == "best" else "")
     sha = save_weights(generator, out)
-    return Path(out), sha
+    return out, sha, used
