@@ -489,7 +489,9 @@ class Trainer:
                 if self.world > 1 and event:
                     dist.barrier()
                 if log and (self.step % c.log_every == 0 or event or self.step == c.steps):
-                    log.write(json.dumps({"step": self.step, "lr": self._lr(c.lr_g), **last, **({"val": val} if val else {})}) + "\n")
+                    entry = {"step": self.step, "lr": self._lr(c.lr_g), "elapsed_s": round(elapsed, 2),
+                             "samples_per_s": round(rate, 3), **last}
+                    log.write(json.dumps({**entry, **({"val": val} if val else {})}) + "\n")
                     log.flush()
                 self.on_step(StepReport(self.step, c.steps, last, self._lr(c.lr_g), rate, eta, event, val))
         except KeyboardInterrupt:
