@@ -51,8 +51,14 @@ class Registered:
     description: str
 
 
-#: Shipped, hash-pinned weights. ``vcgan-lite`` joins once a trained model is committed.
-REGISTRY: dict[str, Registered] = {}
+#: Shipped, hash-pinned weights.
+REGISTRY: dict[str, Registered] = {
+    "vcgan-lite": Registered(
+        "vcgan-lite",
+        "21e04f759ac5cb96ac937949ff80cd9c772ac093823e02e5c746cce8cf87467b",
+        "early CPU-trained vcgan-lite (stage 1, 2,400 steps); see weights/vcgan-lite/README.md",
+    ),
+}
 
 #: The model used when none is given.
 DEFAULT_MODEL = "vcgan-lite"
