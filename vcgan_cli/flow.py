@@ -6,6 +6,7 @@ aligned onto ``cur`` — the paper's ``W(O_{t-1→t}, ·)``.
 """
 from __future__ import annotations
 
+import functools
 import threading
 from collections import deque
 
@@ -35,10 +36,16 @@ def estimate_flow(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
     return _dis().calc(c, p, None)
 
 
+@functools.lru_cache(maxsize=8)
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    grid_x.flags.writeable = grid_y.flags.writeable = False  # shared between calls
+    return grid_x, grid_y
+
+
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Sample ``image`` (H, W[, C]) at ``x + flow(x)``: bilinear, edges replicated."""
-    h, w = flow.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    grid_x, grid_y = _grid(*flow.shape[:2])  # built once per frame size, not per frame
     return cv2.remap(
         image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
