@@ -60,6 +60,51 @@ def test_frozen_extractors_stay_fixed(tmp_path, photos):
     assert not torch.equal(mainstream, trainer.generator.d0[0].weight)  # the rest still learns
 
 
+class _Oracle(torch.nn.Module):
+    """Stands in for the unrolled generator: the true colours, brightened by ``offset``."""
+
+    def __init__(self, batch, offset):
+        super().__init__()
+        self.rgb, self.offset = batch["rgb"], offset
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, gray, flows, pairs):
+        rgb = self.rgb if self.rgb.dim() == 5 else self.rgb[:, None]
+        return [(rgb[:, t] + self.offset + self.w) for t in range(rgb.shape[1])]
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_losses_judge_colour_on_the_source_luma(tmp_path, photos, stage):
+    """By default the losses see what vcgan outputs: the network's chroma on the input's own
+    luma. Right colours with a wrong brightness then cost only the (separate) luma term; with
+    --raw-loss (the paper's way) the same output is penalised in L1 as well."""
+    kw = dict(stage=stage, perceptual="none")
+    if stage == 2:
+        kw.update(data=[], synthetic_data=[str(photos)], synthetic=1.0, frames=3)
+    for keep_luma in (True, False):
+        trainer = Trainer(config(tmp_path / str(keep_luma), photos, keep_luma=keep_luma, **kw))
+        batch = next(iter(trainer.loader))
+        trainer.unroll_ddp = _Oracle(batch, 0.2)
+        trainer.opt_g = torch.optim.SGD(trainer.unroll_ddp.parameters(), lr=0.0)
+        losses = trainer.train_step(batch)
+        if keep_luma:
+            assert losses["l1"] < 1e-5 and abs(losses["luma"] - 0.2) < 1e-4
+            if stage == 2:
+                assert losses["short_term"] < 0.05 and losses["long_term"] < 0.05
+        else:
+            assert abs(losses["l1"] - 0.2) < 1e-4 and "luma" not in losses
+
+
+def test_runs_from_before_keep_luma_resume_unchanged(tmp_path, photos):
+    Trainer(config(tmp_path, photos, stage=1, steps=2)).run()
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["keep_luma"] is True
+    del saved["keep_luma"]  # what a run started by an earlier vcgan has
+    (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
+    resumed = Trainer(TrainConfig(out=str(tmp_path / "run")), resume=True, overrides={"steps": 3})
+    assert resumed.config.keep_luma is False
+
+
 def test_stage2_reduces_its_loss_on_a_fixed_batch(tmp_path, photos):
     trainer = Trainer(
         config(tmp_path, photos, stage=2, data=[], synthetic_data=[str(photos)], synthetic=1.0, frames=3, lr_g=1e-3)

@@ -426,10 +426,11 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
 @click.option("--synthetic", type=click.FloatRange(0, 1), default=None, help="Stage 2: share of synthetic clips (default 0.5 when --synthetic-data is given).")
 @click.option("--val", type=click.Path(exists=True, path_type=Path), help="Validation clips (DAVIS layout), scored with the bench code.")
 @click.option("--model", "arch", default=None, help="Architecture: vcgan-lite (default), vcgan or tiny.")
-@click.option("--init", type=click.Path(exists=True, path_type=Path), help="Start from a stage-1 run, checkpoint or exported model (stage 2).")
+@click.option("--init", type=click.Path(exists=True, path_type=Path), help="Start from a run, checkpoint or exported model (a fine-tune, or stage 2 from stage 1).")
 @click.option("--resnet50-in", type=click.Path(exists=True, path_type=Path), help="ImageNet ResNet-50-IN checkpoint for the vcgan extractors.")
 @click.option("--no-pretrained", is_flag=True, help="Do not initialise the extractors from ImageNet.")
 @click.option("--freeze-extractors", is_flag=True, help="Keep the extractors' pretrained backbones fixed (about 1.5x faster on a CPU).")
+@click.option("--raw-loss", is_flag=True, help="Score the network's raw RGB (the paper's) instead of its colour on the source's own luma, which is what vcgan outputs.")
 @click.option("--size", type=click.IntRange(64, 2048), default=None, help="Crop size (default 256).")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="Default 16 (stage 1) / 4 (stage 2).")
 @click.option("--steps", type=click.IntRange(1), default=None, help="Optimiser steps in total.")
@@ -448,7 +449,7 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
 @device_option
 @precision_option
 @click.option("--quiet", "-q", is_flag=True)
-def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, no_pretrained, freeze_extractors, size, batch_size, steps, lr_g, lr_d, lr_halve_every, frames, perceptual, workers, checkpoint_every, val_every, seed, config_file, out, resume, device, precision, quiet):
+def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, no_pretrained, freeze_extractors, raw_loss, size, batch_size, steps, lr_g, lr_d, lr_halve_every, frames, perceptual, workers, checkpoint_every, val_every, seed, config_file, out, resume, device, precision, quiet):
     """Train VCGAN: --stage 1 on images, then --stage 2 on videos (the paper's losses)."""
     from rich.live import Live
     from rich.table import Table
@@ -489,6 +490,8 @@ def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, 
             settings["pretrained"] = False
         if freeze_extractors:
             settings["freeze_extractors"] = True
+        if raw_loss:
+            settings["keep_luma"] = False
         if synthetic is not None:
             settings["synthetic"] = synthetic
         settings.update(device=device, precision=precision)

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..errors import VcganError
 from ..models import VARIANTS, Discriminator, Generator, ModelConfig
+from ..colour import rgb_to_gray_tensor
 from .losses import build_perceptual, perceptual_loss, temporal_losses
 
 #: The paper's defaults per stage (SPEC.md "Schedule"); every one can be overridden.
@@ -58,6 +59,9 @@ class TrainConfig:
     w_gan: float = 1.0
     w_short: float = 3.0
     w_long: float = 5.0
+    # Losses compare what the user gets: the output's colour on the source's own luma (plus an
+    # L1 term keeping the network's luma on the input's). False: the raw RGB, as in the paper.
+    keep_luma: bool = True
     frames: int = 5  # N consecutive frames per stage-2 sample
     alpha: float = 50.0  # occlusion-mask scale
     synthetic: float = 0.5  # share of stage-2 samples made from photos by camera motion
@@ -211,6 +215,7 @@ class Trainer:
                 saved = json.loads((self.out / "config.json").read_text())
             except (OSError, json.JSONDecodeError):
                 raise VcganError(f"{self.out}: not a training run (no readable config.json)") from None
+            saved.setdefault("keep_luma", False)  # runs from before the setting compared raw RGB
             config = dataclasses.replace(TrainConfig(**saved), **(overrides or {}))
         self.config = c = config.resolved()
         device = resolve_device(c.device)
@@ -375,6 +380,13 @@ class Trainer:
             fake = torch.stack(outputs, 1).flatten(0, 1).float()
         real = rgb.flatten(0, 1)
         flat_gray = gray.flatten(0, 1)
+        if c.keep_luma:
+            # The pipeline shows the user the output's chroma on the source's luma; adding the
+            # luma difference to R, G and B alike changes Y and nothing else (Cb, Cr stay).
+            luma_error = flat_gray - rgb_to_gray_tensor(fake)
+            losses["luma"] = luma_error.abs().mean()
+            fake = fake + luma_error
+            outputs = list(torch.stack(outputs, 1).float().add(luma_error.view_as(gray)).unbind(1))
 
         if self.critic is not None:  # WGAN critic step, spectral norm in D
             for group in self.opt_d.param_groups:
@@ -394,6 +406,8 @@ class Trainer:
         with self._amp():
             losses["perceptual"] = perceptual_loss(self.perceptual, fake, real).float()
         total = c.w_l1 * losses["l1"] + c.w_perceptual * losses["perceptual"]
+        if c.keep_luma:
+            total = total + c.w_l1 * losses["luma"]
         if self.critic is not None:
             with self._amp():
                 losses["gan"] = -self.critic(flat_gray, fake).float().mean()
