@@ -208,3 +208,13 @@ def test_bad_settings_and_export_safety(tmp_path, photos):
     with pytest.raises(VcganError, match="--overwrite"):
         export(run, tmp_path / "m")
     assert export(run, tmp_path / "m", "step-0000001.pt", overwrite=True)[1] == sha
+
+
+def test_perceptual_weight_defaults_per_feature_network(photos):
+    def weight(**kw):
+        return TrainConfig(data=[str(photos)], **kw).resolved().w_perceptual
+
+    assert weight(perceptual="efficientnet-lite0") == 0.5  # the stand-in, rebalanced against L1
+    assert weight(perceptual="vgg16") == 5.0  # the paper's
+    assert weight(perceptual="efficientnet-lite0", w_perceptual=5.0) == 5.0  # an explicit (or saved) weight stays
+    assert weight(perceptual="none") == 0.0

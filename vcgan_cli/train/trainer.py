@@ -26,7 +26,7 @@ from torch import nn
 from ..errors import VcganError
 from ..models import VARIANTS, Discriminator, Generator, ModelConfig
 from ..colour import rgb_to_gray_tensor
-from .losses import build_perceptual, perceptual_loss, temporal_losses
+from .losses import PERCEPTUAL_WEIGHTS, build_perceptual, perceptual_loss, resolve_perceptual, temporal_losses
 
 #: The paper's defaults per stage (SPEC.md "Schedule"); every one can be overridden.
 STAGE_DEFAULTS = {
@@ -55,7 +55,10 @@ class TrainConfig:
     beta2: float = 0.999
     lr_halve_every: int | None = None
     w_l1: float = 10.0
-    w_perceptual: float = 5.0
+    # None: the paper's 5 with VGG-16; 0.5 with the EfficientNet-Lite0 stand-in, whose gradient
+    # at the output is ~180x L1's and nearly orthogonal to it (cosine 0.03) at weight 5, which
+    # drowned the colour signal (PERCEPTUAL_WEIGHTS in losses.py).
+    w_perceptual: float | None = None
     w_gan: float = 1.0
     w_short: float = 3.0
     w_long: float = 5.0
@@ -88,6 +91,8 @@ class TrainConfig:
         for k, v in STAGE_DEFAULTS[self.stage].items():
             if getattr(c, k) is None:
                 setattr(c, k, v)
+        if c.w_perceptual is None:
+            c.w_perceptual = PERCEPTUAL_WEIGHTS[resolve_perceptual(c.perceptual)]
         if c.stage == 2 and c.frames < 2:
             raise VcganError("--frames must be at least 2 for stage 2")
         if c.size < 128 or c.size % 64:
