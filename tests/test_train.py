@@ -218,3 +218,11 @@ def test_perceptual_weight_defaults_per_feature_network(photos):
     assert weight(perceptual="vgg16") == 5.0  # the paper's
     assert weight(perceptual="efficientnet-lite0", w_perceptual=5.0) == 5.0  # an explicit (or saved) weight stays
     assert weight(perceptual="none") == 0.0
+
+
+def test_critic_width_is_a_training_setting(tmp_path, photos):
+    kw = dict(stage=2, data=[], synthetic_data=[str(photos)], synthetic=1.0, frames=2)
+    default = Trainer(config(tmp_path / "a", photos, **kw)).critic
+    narrow = Trainer(config(tmp_path / "b", photos, critic_width=8, **kw)).critic
+    assert default.net[0][0].out_channels == 64 and narrow.net[0][0].out_channels == 16
+    assert sum(p.numel() for p in narrow.parameters()) < sum(p.numel() for p in default.parameters()) / 10

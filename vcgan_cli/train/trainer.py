@@ -65,6 +65,7 @@ class TrainConfig:
     # Losses compare what the user gets: the output's colour on the source's own luma (plus an
     # L1 term keeping the network's luma on the input's). False: the raw RGB, as in the paper.
     keep_luma: bool = True
+    critic_width: int = 32  # PatchGAN base width (the critic costs ~2x the vcgan-lite generator per frame at 32)
     frames: int = 5  # N consecutive frames per stage-2 sample
     alpha: float = 50.0  # occlusion-mask scale
     synthetic: float = 0.5  # share of stage-2 samples made from photos by camera motion
@@ -97,7 +98,7 @@ class TrainConfig:
             raise VcganError("--frames must be at least 2 for stage 2")
         if c.size < 128 or c.size % 64:
             raise VcganError(f"--size {c.size}: training crops must be a multiple of 64, at least 128")
-        for name in ("batch_size", "steps", "lr_halve_every", "log_every", "checkpoint_every", "val_every", "val_frames"):
+        for name in ("batch_size", "critic_width", "steps", "lr_halve_every", "log_every", "checkpoint_every", "val_every", "val_frames"):
             value = getattr(c, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise VcganError(f"{name.replace('_', '-')} must be a positive whole number, got {value!r}")
@@ -250,7 +251,7 @@ class Trainer:
                 getattr(ext, "backbone", ext).requires_grad_(False)
         self.pairs = D.flow_pairs(c.frames) if c.stage == 2 else []
         self.unroll = Unroll(self.generator, D.warp_tensor).to(device)
-        self.critic = Discriminator().to(device) if c.stage == 2 else None
+        self.critic = Discriminator(c.critic_width).to(device) if c.stage == 2 else None
         trainable = [p for p in self.generator.parameters() if p.requires_grad]
         self.opt_g = torch.optim.Adam(trainable, lr=c.lr_g, betas=(c.beta1, c.beta2))
         self.opt_d = (
