@@ -363,3 +363,24 @@ def test_warp_tensor_matches_opencv_warp():
     t = torch.from_numpy(img).permute(2, 0, 1)[None]
     assert torch.allclose(warp_tensor(t, shift)[..., : w - 3], t[..., 3:], atol=1e-5)
     assert warp_tensor(t.half(), shift).dtype == torch.float16
+
+
+def test_group_power_balances_collections(tmp_path):
+    """A big red collection and a small blue one: by default every photo is equally likely
+    (the small one is drawn ~10 % of the time); at power 0 each collection half the time."""
+    for name, count, colour in (("big", 18, (200, 30, 30)), ("small", 2, (30, 30, 200))):
+        (tmp_path / name).mkdir()
+        for i in range(count):
+            img = (_texture(40, 40, i) * 0.3 + np.array(colour) * 0.7).astype(np.uint8)
+            _write(tmp_path / name / f"{i}.png", img)
+
+    def blue_share(power: float) -> float:
+        ds = ImageDataset([tmp_path], size=32, group_power=power)
+        items = [ds[i]["rgb"] for i in range(400)]
+        return float(np.mean([x[2].mean() > x[0].mean() for x in items]))
+
+    assert 0.04 < blue_share(1.0) < 0.18
+    assert 0.40 < blue_share(0.0) < 0.60
+    assert "small 50%" in ImageDataset([tmp_path], size=32, group_power=0.0).describe()
+    with pytest.raises(VcganError):
+        ImageDataset([tmp_path], size=32, group_power=1.5)

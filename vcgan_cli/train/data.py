@@ -186,6 +186,13 @@ def _is_tar(path: Path) -> bool:
     return path.suffix.lower() == ".tar"
 
 
+def _group_of(ref: ImageFile) -> str:
+    """The collection a photo belongs to: its folder inside the shard, or on disk."""
+    if ref.offset >= 0:
+        return str(Path(ref.member).parent) if "/" in ref.member else ""
+    return str(Path(ref.path).parent)
+
+
 class ImageDataset(Dataset):
     """Random ``size``×``size`` colour crops of photos, for stage-1 (image) training.
 
@@ -210,9 +217,12 @@ class ImageDataset(Dataset):
         flip: bool = True,
         scale: tuple[float, float] | None = None,
         scan_gray: bool = True,
+        group_power: float = 1.0,
     ):
         if isinstance(sources, (str, os.PathLike)):
             sources = [sources]
+        if not 0.0 <= group_power <= 1.0:
+            raise VcganError(f"group power {group_power} is not between 0 and 1")
         if size < 8:
             raise VcganError(f"crop size {size} is too small (8 pixels at least)")
         if scale is not None and not (1.0 <= scale[0] <= scale[1]):
@@ -230,6 +240,17 @@ class ImageDataset(Dataset):
             what = ", ".join(self.sources) or "(no sources)"
             extra = f" ({self.gray_skipped} grayscale skipped)" if self.gray_skipped else ""
             raise VcganError(f"no colour images found in {what}{extra}")
+        # Collections (a tar member's or a file's folder): with group_power p < 1 a collection
+        # is drawn with probability proportional to its size**p, then a photo within it, so one
+        # big collection (e.g. 6,000 outdoor scenes) does not set the colour prior alone.
+        self.group_power = float(group_power)
+        keys = [_group_of(f) for f in self.files]
+        names = sorted(set(keys))
+        self.groups: list[tuple[str, np.ndarray]] = [
+            (n, np.array([i for i, k in enumerate(keys) if k == n], dtype=np.int64)) for n in names
+        ]
+        sizes = np.array([len(ix) for _, ix in self.groups], dtype=np.float64)
+        self.group_p = sizes**self.group_power / np.sum(sizes**self.group_power)
 
     # indexing
 
@@ -329,7 +350,12 @@ class ImageDataset(Dataset):
         """A random colour photo (8-bit RGB), drawing again (from ``rng``) past any that is
         unreadable or turns out gray."""
         for _ in range(_MAX_DRAWS):
-            img = self.load(int(rng.integers(len(self.files))))
+            if self.group_power == 1.0:  # every photo equally likely (the same draws as before)
+                k = int(rng.integers(len(self.files)))
+            else:
+                members = self.groups[int(rng.choice(len(self.groups), p=self.group_p))][1]
+                k = int(members[rng.integers(len(members))])
+            img = self.load(k)
             if img is not None and min(img.shape[:2]) >= 2 and not looks_gray(img):
                 return img
         raise VcganError(f"{_MAX_DRAWS} photos in a row were grayscale or unreadable; check the training images")
@@ -361,6 +387,9 @@ class ImageDataset(Dataset):
         if self.n_loose:
             parts.append(f"{self.n_loose:,} image file{'s' * (self.n_loose != 1)}")
         text = f"{len(self.files):,} colour photos from {' and '.join(parts)}"
+        if self.group_power != 1.0:
+            shares = ", ".join(f"{n or '(top)'} {p:.0%}" for (n, _), p in zip(self.groups, self.group_p))
+            text += f" (collections drawn at size^{self.group_power:g}: {shares})"
         notes = [f"{self.gray_skipped:,} grayscale skipped"] if self.gray_skipped else []
         if self.unreadable:
             notes.append(f"{self.unreadable:,} unreadable skipped")
@@ -629,6 +658,7 @@ class VideoDataset(Dataset):
         clip_weighting: str = "clip",
         motion: SyntheticMotion = SyntheticMotion(),
         scan_gray: bool = True,
+        group_power: float = 1.0,
     ):
         if isinstance(sources, (str, os.PathLike)):
             sources = [sources]
@@ -663,7 +693,9 @@ class VideoDataset(Dataset):
             )
         self.synthetic_ratio = float(synthetic_ratio) if self.clips else 1.0
         self.stills = (
-            ImageDataset(synthetic_from, size=self.size, seed=self.seed, flip=False, scan_gray=scan_gray)
+            ImageDataset(
+                synthetic_from, size=self.size, seed=self.seed, flip=False, scan_gray=scan_gray, group_power=group_power
+            )
             if synthetic_from and self.synthetic_ratio > 0
             else None
         )

@@ -70,6 +70,7 @@ class TrainConfig:
     alpha: float = 50.0  # occlusion-mask scale
     synthetic: float = 0.5  # share of stage-2 samples made from photos by camera motion
     synthetic_data: list[str] = field(default_factory=list)
+    group_power: float = 1.0  # draw photo collections by size**p: 1 every photo alike, 0 every collection alike
     perceptual: str = "auto"
     workers: int = 2
     seed: int = 0
@@ -106,6 +107,8 @@ class TrainConfig:
             value = getattr(c, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise VcganError(f"{name.replace('_', '-')} must be a non-negative number, got {value!r}")
+        if not 0.0 <= c.group_power <= 1.0:
+            raise VcganError(f"group power must be between 0 and 1, got {c.group_power!r}")
         if not 0.0 <= c.synthetic <= 1.0:
             raise VcganError(f"synthetic must be between 0 and 1, got {c.synthetic!r}")
         if not c.data and not (c.stage == 2 and c.synthetic_data):
@@ -275,7 +278,7 @@ class Trainer:
 
         # data
         if c.stage == 1:
-            self.dataset = D.ImageDataset(c.data, size=c.size, seed=c.seed)
+            self.dataset = D.ImageDataset(c.data, size=c.size, seed=c.seed, group_power=c.group_power)
         else:
             self.dataset = D.VideoDataset(
                 c.data,
@@ -284,6 +287,7 @@ class Trainer:
                 seed=c.seed,
                 synthetic_from=c.synthetic_data or None,
                 synthetic_ratio=c.synthetic if c.synthetic_data else 0.0,
+                group_power=c.group_power,
             )
         self.loader = D.make_loader(
             self.dataset, c.batch_size, self.step, c.workers, rank=self.rank, world_size=self.world, seed=c.seed
