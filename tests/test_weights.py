@@ -28,6 +28,8 @@ def test_save_and_load_round_trip(tiny_dir):
     folder, sha, loaded = tiny_dir
     assert len(sha) == 64
     assert json.loads((folder / "config.json").read_text())["name"] == "tiny"
+    # both files get the same ordinary permissions (safetensors alone makes its file 0600)
+    assert (folder / "model.safetensors").stat().st_mode == (folder / "config.json").stat().st_mode
     again = W.load_weights(f"{folder}")
     assert again.trained and str(folder) in again.source
     x = torch.rand(1, 1, 128, 128) * 2 - 1

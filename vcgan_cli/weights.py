@@ -237,6 +237,9 @@ def save_weights(generator: Generator, folder: str | os.PathLike, *, dtype: torc
     # one metadata key: safetensors writes several in no fixed order, and the bytes (so the
     # pinned SHA-256) of an export should depend on the weights alone
     save_file(state, str(tmp), metadata={"vcgan_config": generator.config.to_json()})
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # safetensors creates the file private (0600); make it an ordinary file
     tmp_config.write_text(generator.config.to_json())
     # both files complete before either is renamed into place
     os.replace(tmp_config, folder / CONFIG_NAME)
