@@ -55,8 +55,8 @@ class Registered:
 REGISTRY: dict[str, Registered] = {
     "vcgan-lite": Registered(
         "vcgan-lite",
-        "21e04f759ac5cb96ac937949ff80cd9c772ac093823e02e5c746cce8cf87467b",
-        "early CPU-trained vcgan-lite (stage 1, 2,400 steps); see weights/vcgan-lite/README.md",
+        "8ef00047489e37a3c7e7ed0bf77454dbb079382fc762f9daa23d1510184b3989",
+        "CPU-trained vcgan-lite v0.2 (stage 1 + 1,000 stage-2 steps); see weights/vcgan-lite/README.md",
     ),
 }
 
