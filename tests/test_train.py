@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from media_fixtures import make_clip, probe
 from vcgan_cli.cli import main
+from vcgan_cli.errors import VcganError
 from vcgan_cli.train.data import flow_pairs, warp_tensor
 from vcgan_cli.train.losses import temporal_losses
 from vcgan_cli.train.trainer import TrainConfig, Trainer
@@ -226,3 +227,11 @@ def test_critic_width_is_a_training_setting(tmp_path, photos):
     narrow = Trainer(config(tmp_path / "b", photos, critic_width=8, **kw)).critic
     assert default.net[0][0].out_channels == 64 and narrow.net[0][0].out_channels == 16
     assert sum(p.numel() for p in narrow.parameters()) < sum(p.numel() for p in default.parameters()) / 10
+
+
+def test_two_runs_cannot_share_a_run_folder(tmp_path, photos):
+    first = Trainer(config(tmp_path, photos, stage=1))
+    with pytest.raises(VcganError, match="another `vcgan train` is using"):
+        Trainer(config(tmp_path, photos, stage=1))
+    first._lock.close()  # the first run ends: the folder is free again
+    Trainer(config(tmp_path, photos, stage=1))

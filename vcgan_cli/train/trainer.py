@@ -201,6 +201,22 @@ def load_generator_state(source: str | os.PathLike) -> dict:
     return load_weights(str(path) if "/" in str(path) else f"./{path}").generator.state_dict()
 
 
+def _lock_run(folder: Path):
+    """Hold an exclusive lock on ``folder`` for this process's life: two runs writing one
+    folder would interleave their checkpoints and logs."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here
+        return None
+    handle = open(folder / ".lock", "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise VcganError(f"{folder}: another `vcgan train` is using this run folder") from None
+    return handle
+
+
 class Trainer:
     def __init__(
         self,
@@ -294,6 +310,7 @@ class Trainer:
         )
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
+            self._lock = _lock_run(self.out)
             (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2) + "\n")
             described = getattr(self.dataset, "describe", lambda: f"{type(self.dataset).__name__}")()
             self.say(f"data: {described}")
