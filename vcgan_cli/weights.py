@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -237,10 +238,8 @@ def save_weights(generator: Generator, folder: str | os.PathLike, *, dtype: torc
     # one metadata key: safetensors writes several in no fixed order, and the bytes (so the
     # pinned SHA-256) of an export should depend on the weights alone
     save_file(state, str(tmp), metadata={"vcgan_config": generator.config.to_json()})
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # safetensors creates the file private (0600); make it an ordinary file
     tmp_config.write_text(generator.config.to_json())
+    shutil.copymode(tmp_config, tmp)  # safetensors creates its file private (0600); give it the config's mode
     # both files complete before either is renamed into place
     os.replace(tmp_config, folder / CONFIG_NAME)
     os.replace(tmp, folder / WEIGHTS_NAME)

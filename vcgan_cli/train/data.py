@@ -244,11 +244,10 @@ class ImageDataset(Dataset):
         # is drawn with probability proportional to its size**p, then a photo within it, so one
         # big collection (e.g. 6,000 outdoor scenes) does not set the colour prior alone.
         self.group_power = float(group_power)
-        keys = [_group_of(f) for f in self.files]
-        names = sorted(set(keys))
-        self.groups: list[tuple[str, np.ndarray]] = [
-            (n, np.array([i for i, k in enumerate(keys) if k == n], dtype=np.int64)) for n in names
-        ]
+        members: dict[str, list[int]] = {}
+        for i, f in enumerate(self.files):
+            members.setdefault(_group_of(f), []).append(i)
+        self.groups: list[tuple[str, np.ndarray]] = [(n, np.array(members[n], dtype=np.int64)) for n in sorted(members)]
         sizes = np.array([len(ix) for _, ix in self.groups], dtype=np.float64)
         self.group_p = sizes**self.group_power / np.sum(sizes**self.group_power)
 

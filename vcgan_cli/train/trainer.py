@@ -107,8 +107,6 @@ class TrainConfig:
             value = getattr(c, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise VcganError(f"{name.replace('_', '-')} must be a non-negative number, got {value!r}")
-        if not 0.0 <= c.group_power <= 1.0:
-            raise VcganError(f"group power must be between 0 and 1, got {c.group_power!r}")
         if not 0.0 <= c.synthetic <= 1.0:
             raise VcganError(f"synthetic must be between 0 and 1, got {c.synthetic!r}")
         if not c.data and not (c.stage == 2 and c.synthetic_data):
@@ -413,7 +411,7 @@ class Trainer:
             luma_error = flat_gray - rgb_to_gray_tensor(fake)
             losses["luma"] = luma_error.abs().mean()
             fake = fake + luma_error
-            outputs = list(torch.stack(outputs, 1).float().add(luma_error.view_as(gray)).unbind(1))
+            outputs = list(fake.view(*gray.shape[:2], *fake.shape[1:]).unbind(1))  # the same, per frame
 
         if self.critic is not None:  # WGAN critic step, spectral norm in D
             for group in self.opt_d.param_groups:
