@@ -235,3 +235,44 @@ def test_two_runs_cannot_share_a_run_folder(tmp_path, photos):
         Trainer(config(tmp_path, photos, stage=1))
     first._lock.close()  # the first run ends: the folder is free again
     Trainer(config(tmp_path, photos, stage=1))
+
+
+def test_moving_average_of_the_weights(tmp_path, photos):
+    """--ema-decay keeps ema = d·ema + (1-d)·weights after every step; checkpoints carry it,
+    resuming continues it exactly, and export ships it (or the raw weights on request)."""
+    from vcgan_cli.train.trainer import export
+    from vcgan_cli.weights import load_weights
+
+    d = 0.9
+    trainer = Trainer(config(tmp_path, photos, stage=1, ema_decay=d, lr_g=1e-3, steps=2, out=str(tmp_path / "r")))
+    assert Trainer(config(tmp_path, photos, stage=1)).ema is None  # off by default
+    start = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
+    assert all(torch.equal(start[k], v) for k, v in trainer.ema.state_dict().items())
+    batch = next(iter(trainer.loader))
+    trainer.train_step(batch)
+    weights, ema = trainer.generator.state_dict(), trainer.ema.state_dict()
+    moved = [k for k, _ in trainer.generator.named_parameters() if not torch.equal(start[k], weights[k])]
+    assert moved
+    for k in moved:
+        torch.testing.assert_close(ema[k], d * start[k] + (1 - d) * weights[k])
+    assert not any(p.requires_grad for p in trainer.ema.parameters())
+
+    # a run of 4 steps in one go equals 2 + resume 2, average included
+    Trainer(config(tmp_path, photos, stage=1, ema_decay=d, steps=4, out=str(tmp_path / "whole"))).run()
+    Trainer(config(tmp_path, photos, stage=1, ema_decay=d, steps=2, out=str(tmp_path / "part"))).run()
+    Trainer(TrainConfig(out=str(tmp_path / "part")), resume=True, overrides={"steps": 4}).run()
+    a = torch.load(tmp_path / "whole" / "checkpoints" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "part" / "checkpoints" / "last.pt", weights_only=False)
+    for k, v in a["generator_ema"].items():
+        torch.testing.assert_close(b["generator_ema"][k], v)
+    assert any(not torch.equal(a["generator_ema"][k], a["generator"][k]) for k in a["generator"])
+
+    _, _, used = export(tmp_path / "whole", tmp_path / "avg", "last")
+    assert "moving average" in used
+    shipped = load_weights(str(tmp_path / "avg")).generator.state_dict()
+    torch.testing.assert_close(shipped["d0.0.weight"].float(), a["generator_ema"]["d0.0.weight"], atol=1e-3, rtol=1e-3)
+    _, _, used = export(tmp_path / "whole", tmp_path / "raw", "last", average=False)
+    raw = load_weights(str(tmp_path / "raw")).generator.state_dict()
+    torch.testing.assert_close(raw["d0.0.weight"].float(), a["generator"]["d0.0.weight"], atol=1e-3, rtol=1e-3)
+    with pytest.raises(VcganError, match="ema-decay"):
+        Trainer(config(tmp_path, photos, stage=1, ema_decay=1.0))

@@ -71,6 +71,10 @@ class TrainConfig:
     synthetic: float = 0.5  # share of stage-2 samples made from photos by camera motion
     synthetic_data: list[str] = field(default_factory=list)
     group_power: float = 1.0  # draw photo collections by size**p: 1 every photo alike, 0 every collection alike
+    # Keep an exponential moving average of the generator's weights (0: off). Validation,
+    # samples, export and --init then use the averaged weights, which damps the adversarial
+    # swings between checkpoints (0.999 averages roughly the last 1,000 steps).
+    ema_decay: float = 0.0
     perceptual: str = "auto"
     workers: int = 2
     seed: int = 0
@@ -107,6 +111,8 @@ class TrainConfig:
             value = getattr(c, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise VcganError(f"{name.replace('_', '-')} must be a non-negative number, got {value!r}")
+        if not isinstance(c.ema_decay, (int, float)) or not 0.0 <= c.ema_decay < 1.0:
+            raise VcganError(f"ema-decay must be at least 0 and below 1, got {c.ema_decay!r}")
         if not 0.0 <= c.synthetic <= 1.0:
             raise VcganError(f"synthetic must be between 0 and 1, got {c.synthetic!r}")
         if not c.data and not (c.stage == 2 and c.synthetic_data):
@@ -193,7 +199,8 @@ def load_generator_state(source: str | os.PathLike) -> dict:
         else:
             path = path / "checkpoints" / "last.pt"
     if path.suffix == ".pt":
-        return torch.load(path, map_location="cpu", weights_only=False)["generator"]
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        return state.get("generator_ema") or state["generator"]
     from ..weights import load_weights
 
     return load_weights(str(path) if "/" in str(path) else f"./{path}").generator.state_dict()
@@ -269,6 +276,7 @@ class Trainer:
         self.pairs = D.flow_pairs(c.frames) if c.stage == 2 else []
         self.unroll = Unroll(self.generator, D.warp_tensor).to(device)
         self.critic = Discriminator(c.critic_width).to(device) if c.stage == 2 else None
+        self.ema = self._new_ema() if c.ema_decay > 0 else None
         trainable = [p for p in self.generator.parameters() if p.requires_grad]
         self.opt_g = torch.optim.Adam(trainable, lr=c.lr_g, betas=(c.beta1, c.beta2))
         self.opt_d = (
@@ -335,6 +343,29 @@ class Trainer:
                 ext.load_state_dict(state, strict=False)
             self.say(f"extractors: ResNet-50-IN from {c.resnet50_in}")
 
+    def _new_ema(self) -> Generator:
+        """A copy of the generator that follows its weights as a moving average."""
+        import copy
+
+        ema = copy.deepcopy(self.generator).eval()
+        ema.requires_grad_(False)
+        return ema
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        d = self.config.ema_decay
+        ema = dict(self.ema.named_parameters())
+        params = [(ema[k], p) for k, p in self.generator.named_parameters()]
+        torch._foreach_lerp_([e for e, _ in params], [p.detach() for _, p in params], 1.0 - d)
+        ema_buffers = dict(self.ema.named_buffers())
+        for k, b in self.generator.named_buffers():  # BatchNorm statistics: the current ones
+            ema_buffers[k].copy_(b)
+
+    @property
+    def model(self) -> Generator:
+        """The weights to judge and ship: the moving average when kept, else the generator."""
+        return self.ema if self.ema is not None else self.generator
+
     def _lr(self, base: float) -> float:
         return base * 0.5 ** (self.step // self.config.lr_halve_every)
 
@@ -348,6 +379,7 @@ class Trainer:
             "step": self.step,
             "config": dataclasses.asdict(self.config),
             "generator": self.generator.state_dict(),
+            "generator_ema": self.ema.state_dict() if self.ema is not None else None,
             "critic": self.critic.state_dict() if self.critic else None,
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict() if self.opt_d else None,
@@ -372,6 +404,8 @@ class Trainer:
             raise VcganError(f"{path.parent.parent}: no checkpoint to resume from ({path} is missing)")
         state = torch.load(path, map_location=self.device, weights_only=False)
         self.generator.load_state_dict(state["generator"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state.get("generator_ema") or state["generator"])  # a run that starts averaging now
         if self.critic is not None and state["critic"] is not None:
             self.critic.load_state_dict(state["critic"])
         self.opt_g.load_state_dict(state["opt_g"])
@@ -446,6 +480,8 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         total.backward()
         self.opt_g.step()
+        if self.ema is not None:
+            self._update_ema()
         self.step += 1
         return {k: float(v.detach()) for k, v in losses.items()}
 
@@ -458,15 +494,18 @@ class Trainer:
         from ..runtime import Colorizer
         from ..weights import LoadedWeights, save_weights
 
-        self.generator.eval()
+        judged = self.model
+        judged.eval()
         try:
-            model = Colorizer(LoadedWeights(self.generator.config, self.generator, "training", True), self.device, torch.float32)
+            model = Colorizer(LoadedWeights(judged.config, judged, "training", True), self.device, torch.float32)
             report = evaluate_quality(
                 c.val, model=model, metrics=("psnr", "ssim", "warp-error"), size=c.size,
                 max_frames=c.val_frames, max_clips=c.val_clips,
             )
         finally:
             self.generator.train()
+            if self.ema is not None:
+                self.ema.eval()
         mean = report["rows"][report["method"]]["mean"]
         value = mean.get(c.best_metric)
         better = value is not None and (
@@ -474,7 +513,7 @@ class Trainer:
         )
         if better:
             self.best = value
-            save_weights(self.generator, self.out / "best")
+            save_weights(self.model, self.out / "best")
             (self.out / "best" / "metrics.json").write_text(json.dumps({"step": self.step, **report}, indent=2) + "\n")
         return {"step": self.step, "best": better, **{k: v for k, v in mean.items()}}
 
@@ -483,15 +522,18 @@ class Trainer:
             return
         import cv2
 
-        self.generator.eval()
+        from . import data as D
+
+        judged = self.model
+        judged.eval()
         with torch.no_grad():
             gray = batch["gray"][:4].to(self.device)
             rgb = batch["rgb"][:4]
             if gray.dim() == 5:  # a clip: its last frame, recurrently
-                outs = self.unroll(gray, batch["flows"][:4].to(self.device), self.pairs)
+                outs = Unroll(judged, D.warp_tensor)(gray, batch["flows"][:4].to(self.device), self.pairs)
                 pred, gray, rgb = outs[-1], gray[:, -1], rgb[:, -1]
             else:
-                pred = self.generator(gray, gray)
+                pred = judged(gray, gray)
         self.generator.train()
         rows = [torch.cat((gray.expand(-1, 3, -1, -1).cpu(), pred.float().cpu(), rgb), 3)]
         grid = ((torch.cat(rows[0].unbind(0), 1) + 1) * 127.5).clamp(0, 255).byte().permute(1, 2, 0).numpy()
@@ -546,10 +588,12 @@ class Trainer:
 
 
 def export(
-    run: str | os.PathLike, out: str | os.PathLike, which: str = "best", overwrite: bool = False
+    run: str | os.PathLike, out: str | os.PathLike, which: str = "best", overwrite: bool = False,
+    average: bool = True,
 ) -> tuple[Path, str, str]:
     """Write a run's generator as ``config.json`` + fp16 ``model.safetensors``; returns the
-    folder, the SHA-256 of the weights and what was exported."""
+    folder, the SHA-256 of the weights and what was exported. A checkpoint's moving average of
+    the weights is exported where the run kept one, unless ``average`` is False."""
     from ..weights import load_weights, save_weights
 
     run, out = Path(run), Path(out)
@@ -568,7 +612,11 @@ def export(
             raise VcganError(f"{run}: no checkpoint to export ({ckpt} is missing)")
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
         generator = Generator(VARIANTS[state["config"]["model"]])
-        generator.load_state_dict(state["generator"])
-        used = f"step {state['step']} ({ckpt})" + (" — the run has no validated best model" if which == "best" else "")
+        averaged = average and state.get("generator_ema") is not None
+        generator.load_state_dict(state["generator_ema"] if averaged else state["generator"])
+        used = (
+            f"step {state['step']} ({ckpt}{', moving average of the weights' if averaged else ''})"
+            + (" — the run has no validated best model" if which == "best" else "")
+        )
     sha = save_weights(generator, out)
     return out, sha, used
