@@ -601,8 +601,17 @@ def export(
         raise VcganError(f"{out} exists and is not empty; pass --overwrite to replace the model in it")
     best = run / "best" / "model.safetensors"
     if which == "best" and best.is_file():
+        try:
+            averaged = json.loads((run / "config.json").read_text()).get("ema_decay", 0) > 0
+        except (OSError, json.JSONDecodeError):
+            averaged = False
+        if averaged and not average:
+            raise VcganError(
+                f"{run / 'best'} holds the moving average of the weights; for the raw ones export a checkpoint "
+                "(--checkpoint last or step-N.pt)"
+            )
         generator = load_weights(str(best)).generator
-        used = f"best model ({run / 'best'})"
+        used = f"best model ({run / 'best'}{', moving average of the weights' if averaged else ''})"
     else:
         if which in ("best", "last"):
             ckpt = run / "checkpoints" / "last.pt"
