@@ -60,3 +60,37 @@ def test_non_local_block_starts_as_identity_and_attends_after():
     with torch.no_grad():
         block.gamma.fill_(1.0)
     assert not torch.allclose(block(x), x)
+
+
+@pytest.mark.parametrize("name", ["tiny", "vcgan-lite", "vcgan"])
+def test_skip_fusion_starts_as_the_paper_generator_and_then_learns(name):
+    """skip_fusion adds the global extractor's 1/16 and 1/8 features into the decoder through
+    zero-initialised 1×1 convs: with the paper's weights loaded it computes exactly the paper's
+    generator, and its new convs get a gradient from the first step."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    plain = Generator(dataclasses.replace(VARIANTS[name], skip_fusion=False)).eval()
+    fused = Generator(dataclasses.replace(VARIANTS[name], skip_fusion=True)).eval()
+    missing, unexpected = fused.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and sorted(missing) == ["skip16.bias", "skip16.weight", "skip8.bias", "skip8.weight"]
+    x = torch.rand(1, 1, 128, 192) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(plain(x, x), fused(x, x))
+    fused.train()
+    fused(x, x).square().mean().backward()
+    assert fused.skip16.weight.grad.abs().sum() > 0 and fused.skip8.weight.grad.abs().sum() > 0
+
+
+def test_skip_fusion_is_part_of_the_saved_architecture():
+    from vcgan_cli.models.config import ModelConfig
+
+    lite = VARIANTS["vcgan-lite"]
+    assert lite.skip_fusion and not VARIANTS["vcgan"].skip_fusion  # the paper's stays the paper's
+    data = lite.to_dict()
+    assert data["skip_fusion"] is True and data["format_version"] == 2
+    assert ModelConfig.from_dict(data) == lite
+    old = {k: v for k, v in data.items() if k != "skip_fusion"} | {"format_version": 1}  # a v0.2 config.json
+    assert ModelConfig.from_dict(old).skip_fusion is False
+    plain = VARIANTS["vcgan"].to_dict()
+    assert "skip_fusion" not in plain and plain["format_version"] == 1  # readable by earlier vcgan

@@ -285,3 +285,19 @@ def test_moving_average_of_the_weights(tmp_path, photos):
     assert "moving average" not in used and torch.equal(raw[key].half(), a["generator"][key].half())
     with pytest.raises(VcganError, match="ema-decay"):
         Trainer(config(tmp_path, photos, stage=1, ema_decay=1.0))
+
+
+def test_skip_fusion_fine_tunes_from_a_model_without_it(tmp_path, photos):
+    """--init from weights without skip fusion: the new convs start at zero, so the run begins
+    exactly where those weights were; runs from before the setting resume without it."""
+    Trainer(config(tmp_path, photos, stage=1, steps=1, out=str(tmp_path / "plain"), skip_fusion=False)).run()
+    said = []
+    fused = Trainer(config(tmp_path, photos, stage=1, out=str(tmp_path / "fused"), skip_fusion=True,
+                           init=str(tmp_path / "plain" / "checkpoints" / "last.pt")), on_message=said.append)
+    assert fused.generator.config.skip_fusion and any("skip16" in m for m in said)
+    assert not fused.generator.skip16.weight.any()
+    saved = json.loads((tmp_path / "plain" / "config.json").read_text())
+    del saved["skip_fusion"]  # what a run started by an earlier vcgan has
+    (tmp_path / "plain" / "config.json").write_text(json.dumps(saved))
+    resumed = Trainer(TrainConfig(out=str(tmp_path / "plain")), resume=True, overrides={"steps": 2})
+    assert resumed.config.skip_fusion is False and not hasattr(resumed.generator, "skip16")

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import WeightsError
 
 EXTRACTORS = ("resnet50-in", "efficientnet-lite0", "tiny")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: skip_fusion
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,11 @@ class ModelConfig:
     nonlocal_blocks: int = 3
     #: Short side the model was trained at; the default working resolution.
     train_size: int = 256
-    format_version: int = FORMAT_VERSION
+    #: Also add the global extractor's own 1/16 and 1/8 features into the decoder there
+    #: (zero-initialised 1×1 convs), not only its 1/32 features at the bottleneck as in the
+    #: paper: pretrained semantics reach the colour at a finer scale (vcgan-lite).
+    skip_fusion: bool = False
+    format_version: int = dataclasses.field(default=FORMAT_VERSION, compare=False)  # of the file, not the network
 
     def __post_init__(self) -> None:
         if self.extractor not in EXTRACTORS:
@@ -39,7 +43,11 @@ class ModelConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if not self.skip_fusion:  # readable by the vcgan versions before skip fusion, as it was
+            del data["skip_fusion"]
+            data["format_version"] = min(self.format_version, 1)
+        return data
 
     def to_json(self) -> str:
         return json.dumps({"architecture": "vcgan-generator", **self.to_dict()}, indent=2) + "\n"
@@ -65,7 +73,7 @@ class ModelConfig:
 VARIANTS: dict[str, ModelConfig] = {
     "vcgan": ModelConfig(name="vcgan"),
     "vcgan-lite": ModelConfig(
-        name="vcgan-lite", base_width=16, extractor="efficientnet-lite0", extractor_channels=256
+        name="vcgan-lite", base_width=16, extractor="efficientnet-lite0", extractor_channels=256, skip_fusion=True
     ),
     "tiny": ModelConfig(name="tiny", base_width=4, extractor="tiny", extractor_channels=8, nonlocal_blocks=1),
 }

@@ -194,10 +194,20 @@ class EfficientNetLite0(_FreezableBN):
             self._fc = nn.Linear(FEATURE_CHANNELS, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_multi(x)[0]
+
+    #: Indices of the last blocks at 1/8 (40 channels) and 1/16 (112 channels).
+    SKIP_BLOCKS = (4, 10)
+
+    def forward_multi(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The head features and the outputs of :data:`SKIP_BLOCKS`."""
         x = self._act(self._bn0(self._conv_stem(x)))
-        for block in self._blocks:
+        skips = []
+        for i, block in enumerate(self._blocks):
             x = block(x)
-        return self._act(self._bn1(self._conv_head(x)))
+            if i in self.SKIP_BLOCKS:
+                skips.append(x)
+        return self._act(self._bn1(self._conv_head(x))), skips
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.num_classes is None:
@@ -234,6 +244,7 @@ class EfficientNetLite0Extractor(_FreezableBN):
     """
 
     stride = 32
+    skip_channels = (40, 112)
 
     def __init__(self, out_channels: int):
         super().__init__()
@@ -262,13 +273,18 @@ class EfficientNetLite0Extractor(_FreezableBN):
             ) from None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_multi(x)[0]
+
+    def forward_multi(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """The projected 1/32 features, and the backbone's own features at 1/8 and 1/16."""
         if x.dim() != 4 or x.shape[1] not in (1, 3):
             raise ValueError(f"expected (B, 1 or 3, H, W), got {tuple(x.shape)}")
         x = (x + 1) * 0.5
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         x = (x - self.mean) / self.std
-        return self.act(self.proj(self.backbone.forward_features(x)))
+        head, (s8, s16) = self.backbone.forward_multi(x)
+        return self.act(self.proj(head)), (s8, s16)
 
 
 def build_extractor(out_channels: int, pretrained: bool = False) -> nn.Module:

@@ -1,6 +1,8 @@
 """Feature extractors for the generator's global (GFE) and placeholder (PFE) branches.
 
-Each maps a grayscale tensor in [-1, 1], shape (B, 1, H, W), to features at 1/32 scale.
+Each maps a grayscale tensor in [-1, 1], shape (B, 1, H, W), to features at 1/32 scale;
+``forward_multi`` also returns its intermediate features at 1/8 and 1/16 (``skip_channels``
+channels), which the generator can fuse into its decoder (``skip_fusion``).
 """
 from __future__ import annotations
 
@@ -39,6 +41,8 @@ class ResNet50IN(nn.Module):
     LeakyReLU, pooling replaced by strided convs (7×7/1 stem, two 4×4/2 convs), stages
     [3, 4, 6, 3], then a 3×3 conv 2048 → ``out_channels``. Output at 1/32 scale."""
 
+    skip_channels = (512, 1024)
+
     def __init__(self, out_channels: int = 512):
         super().__init__()
         self.stem = nn.Sequential(
@@ -61,18 +65,30 @@ class ResNet50IN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.stages(self.stem(x.expand(-1, 3, -1, -1))))
 
+    def forward_multi(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        s4 = self.stages[0](self.stem(x.expand(-1, 3, -1, -1)))
+        s8 = self.stages[1](s4)
+        s16 = self.stages[2](s8)
+        return self.head(self.stages[3](s16)), (s8, s16)
+
 
 class TinyExtractor(nn.Module):
     """A few strided convs down to 1/32: a stand-in with the right interface, for tests."""
 
     def __init__(self, out_channels: int = 16, width: int = 8):
         super().__init__()
+        self.skip_channels = (2 * width, 2 * width)
         chans = [1, width, width, 2 * width, 2 * width, 4 * width]
         self.body = nn.Sequential(*[conv_block(a, b, 4, 2) for a, b in zip(chans[:-1], chans[1:])])
         self.head = conv_block(chans[-1], out_channels, 1, norm=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x[:, :1]))
+
+    def forward_multi(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        s8 = self.body[:3](x[:, :1])
+        s16 = self.body[3](s8)
+        return self.head(self.body[4](s16)), (s8, s16)
 
 
 def build_extractor(kind: str, out_channels: int, pretrained: bool = False) -> nn.Module:

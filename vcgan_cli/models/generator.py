@@ -26,7 +26,8 @@ class UpBlock(nn.Module):
 
 
 class Generator(nn.Module):
-    """U-Net mainstream with non-local blocks; GFE(x) and PFE(i) are fused at 1/32.
+    """U-Net mainstream with non-local blocks; GFE(x) and PFE(i) are fused at 1/32 (and, with
+    ``skip_fusion``, GFE's own 1/16 and 1/8 features are added into the decoder there).
 
     ``forward(x, i)``: x is the grayscale frame, i the placeholder input (the grayscale frame
     itself for a first frame or a photo; the warped grayscale of the previous output
@@ -58,6 +59,13 @@ class Generator(nn.Module):
         self.out = nn.Sequential(
             nn.Conv2d(2 * c, 3, 7, padding=3, padding_mode="reflect"), nn.Tanh()
         )
+        if config.skip_fusion:
+            s8, s16 = self.gfe.skip_channels
+            self.skip16 = nn.Conv2d(s16, 16 * c, 1)
+            self.skip8 = nn.Conv2d(s8, 8 * c, 1)
+            for conv in (self.skip16, self.skip8):  # start as the paper's generator exactly
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -69,10 +77,18 @@ class Generator(nn.Module):
         d3 = self.d3(d2)
         d4 = self.d4(d3)
         d5 = self.d5(d4)
-        fused = torch.cat((d5, self.gfe(x), self.pfe(i)), 1)
+        if self.config.skip_fusion:
+            g, (g8, g16) = self.gfe.forward_multi(x)
+        else:
+            g = self.gfe(x)
+        fused = torch.cat((d5, g, self.pfe(i)), 1)
         u = self.u1(self.d6(fused))
         u = self.u2(torch.cat((u, d5), 1))
+        if self.config.skip_fusion:
+            u = u + self.skip16(g16)
         u = self.u3(torch.cat((u, d4), 1))
+        if self.config.skip_fusion:
+            u = u + self.skip8(g8)
         u = self.u4(torch.cat((u, d3), 1))
         u = self.u5(torch.cat((u, d2), 1))
         u = self.u6(torch.cat((u, d1), 1))

@@ -75,6 +75,9 @@ class TrainConfig:
     # samples, export and --init then use the averaged weights, which damps the adversarial
     # swings between checkpoints (0.999 averages roughly the last 1,000 steps).
     ema_decay: float = 0.0
+    # Fuse the global extractor's 1/16 and 1/8 features into the decoder (ModelConfig.skip_fusion);
+    # None: the architecture's own setting. Runs from before the setting resume without it.
+    skip_fusion: bool | None = None
     perceptual: str = "auto"
     workers: int = 2
     seed: int = 0
@@ -97,6 +100,8 @@ class TrainConfig:
         for k, v in STAGE_DEFAULTS[self.stage].items():
             if getattr(c, k) is None:
                 setattr(c, k, v)
+        if c.skip_fusion is None:
+            c.skip_fusion = VARIANTS[c.model].skip_fusion
         if c.w_perceptual is None:
             c.w_perceptual = PERCEPTUAL_WEIGHTS[resolve_perceptual(c.perceptual)]
         if c.stage == 2 and c.frames < 2:
@@ -188,6 +193,12 @@ def _distributed() -> tuple[int, int, int]:
     return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
+def architecture(config: dict) -> ModelConfig:
+    """The generator a run trains: its ``model`` variant, with the run's ``skip_fusion``."""
+    arch = VARIANTS[config["model"]]
+    return dataclasses.replace(arch, skip_fusion=bool(config.get("skip_fusion", False)))
+
+
 def load_generator_state(source: str | os.PathLike) -> dict:
     """Generator weights from a run folder (best, else last checkpoint), a ``.pt`` checkpoint,
     or an exported model folder."""
@@ -246,6 +257,7 @@ class Trainer:
             except (OSError, json.JSONDecodeError):
                 raise VcganError(f"{self.out}: not a training run (no readable config.json)") from None
             saved.setdefault("keep_luma", False)  # runs from before the setting compared raw RGB
+            saved.setdefault("skip_fusion", False)  # ... and had no skip fusion
             config = dataclasses.replace(TrainConfig(**saved), **(overrides or {}))
         self.config = c = config.resolved()
         device = resolve_device(c.device)
@@ -264,7 +276,7 @@ class Trainer:
         torch.manual_seed(c.seed)
 
         # models
-        self.generator = Generator(VARIANTS[c.model]).to(device)
+        self.generator = Generator(architecture(dataclasses.asdict(c))).to(device)
         if not resume:
             self._initialise(c)
         for ext in (self.generator.gfe, self.generator.pfe):
@@ -330,7 +342,7 @@ class Trainer:
             missing, unexpected = self.generator.load_state_dict(state, strict=False)
             if unexpected or len(missing) == len(self.generator.state_dict()):
                 raise VcganError(f"{c.init}: these weights are not a {c.model} generator")
-            self.say(f"initialised from {c.init}")
+            self.say(f"initialised from {c.init}" + (f"; not in it, so starting fresh: {len(missing)} tensors ({missing[0]}, ...)" if missing else ""))
             return
         arch: ModelConfig = VARIANTS[c.model]
         if c.pretrained and arch.extractor == "efficientnet-lite0":
@@ -620,7 +632,7 @@ def export(
         if not ckpt.is_file():
             raise VcganError(f"{run}: no checkpoint to export ({ckpt} is missing)")
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        generator = Generator(VARIANTS[state["config"]["model"]])
+        generator = Generator(architecture(state["config"]))
         averaged = average and state.get("generator_ema") is not None
         generator.load_state_dict(state["generator_ema"] if averaged else state["generator"])
         used = (
