@@ -56,8 +56,8 @@ class Registered:
 REGISTRY: dict[str, Registered] = {
     "vcgan-lite": Registered(
         "vcgan-lite",
-        "8ef00047489e37a3c7e7ed0bf77454dbb079382fc762f9daa23d1510184b3989",
-        "CPU-trained vcgan-lite v0.2 (stage 1 + 1,000 stage-2 steps); see weights/vcgan-lite/README.md",
+        "d4298bcb9d4fc814d0c6651f60e87eac94ee7e0283445bc54804f5c812d381a7",
+        "CPU-trained vcgan-lite v0.3 (skip fusion; stage 1 + stage 2, moving average); see weights/vcgan-lite/README.md",
     ),
 }
 
