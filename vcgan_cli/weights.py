@@ -56,7 +56,7 @@ class Registered:
 REGISTRY: dict[str, Registered] = {
     "vcgan-lite": Registered(
         "vcgan-lite",
-        "d4298bcb9d4fc814d0c6651f60e87eac94ee7e0283445bc54804f5c812d381a7",
+        "1b4e7d2c4fbe7493c934999b7da96579cc1beb32faa51a096ca94601de3bb741",
         "CPU-trained vcgan-lite v0.3 (skip fusion; stage 1 + stage 2, moving average); see weights/vcgan-lite/README.md",
     ),
 }
