@@ -77,17 +77,15 @@ class Generator(nn.Module):
         d3 = self.d3(d2)
         d4 = self.d4(d3)
         d5 = self.d5(d4)
-        if self.config.skip_fusion:
-            g, (g8, g16) = self.gfe.forward_multi(x)
-        else:
-            g = self.gfe(x)
+        g, (g8, g16) = self.gfe.forward_multi(x)  # the intermediate features cost nothing extra
         fused = torch.cat((d5, g, self.pfe(i)), 1)
         u = self.u1(self.d6(fused))
         u = self.u2(torch.cat((u, d5), 1))
-        if self.config.skip_fusion:
+        skip = self.config.skip_fusion
+        if skip:
             u = u + self.skip16(g16)
         u = self.u3(torch.cat((u, d4), 1))
-        if self.config.skip_fusion:
+        if skip:
             u = u + self.skip8(g8)
         u = self.u4(torch.cat((u, d3), 1))
         u = self.u5(torch.cat((u, d2), 1))

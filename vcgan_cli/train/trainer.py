@@ -193,10 +193,9 @@ def _distributed() -> tuple[int, int, int]:
     return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def architecture(config: dict) -> ModelConfig:
+def architecture(model: str, skip_fusion: bool) -> ModelConfig:
     """The generator a run trains: its ``model`` variant, with the run's ``skip_fusion``."""
-    arch = VARIANTS[config["model"]]
-    return dataclasses.replace(arch, skip_fusion=bool(config.get("skip_fusion", False)))
+    return dataclasses.replace(VARIANTS[model], skip_fusion=bool(skip_fusion))
 
 
 def load_generator_state(source: str | os.PathLike) -> dict:
@@ -276,7 +275,7 @@ class Trainer:
         torch.manual_seed(c.seed)
 
         # models
-        self.generator = Generator(architecture(dataclasses.asdict(c))).to(device)
+        self.generator = Generator(architecture(c.model, c.skip_fusion)).to(device)
         if not resume:
             self._initialise(c)
         for ext in (self.generator.gfe, self.generator.pfe):
@@ -632,7 +631,7 @@ def export(
         if not ckpt.is_file():
             raise VcganError(f"{run}: no checkpoint to export ({ckpt} is missing)")
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        generator = Generator(architecture(state["config"]))
+        generator = Generator(architecture(state["config"]["model"], state["config"].get("skip_fusion", False)))
         averaged = average and state.get("generator_ema") is not None
         generator.load_state_dict(state["generator_ema"] if averaged else state["generator"])
         used = (
