@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -301,3 +302,37 @@ def test_skip_fusion_fine_tunes_from_a_model_without_it(tmp_path, photos):
     (tmp_path / "plain" / "config.json").write_text(json.dumps(saved))
     resumed = Trainer(TrainConfig(out=str(tmp_path / "plain")), resume=True, overrides={"steps": 2})
     assert resumed.config.skip_fusion is False and not hasattr(resumed.generator, "skip16")
+
+
+def test_time_limit_stops_cleanly_and_resumes(tmp_path, photos):
+    result = Trainer(config(tmp_path, photos, stage=1, steps=50, checkpoint_every=1000)).run(time_limit_s=0)
+    assert result["stopped"] == "time limit" and result["step"] == 1
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    assert saved["step"] == 1  # saved although no checkpoint was due
+    again = Trainer(TrainConfig(out=str(tmp_path / "run")), resume=True, overrides={"steps": 3}).run()
+    assert again["step"] == 3 and again["stopped"] is None
+
+
+def test_cli_time_limit_and_bad_durations(tmp_path, photos):
+    args = ["train", "--stage", "1", "--model", "tiny", "--data", str(photos), "--size", "128", "--batch-size", "2",
+            "--steps", "50", "--perceptual", "none", "--workers", "0", "--no-pretrained"]
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, args + ["--out", str(run), "--time-limit", "0s"])
+    assert result.exit_code == 0, result.output
+    assert "stopped at step 1" in result.output and f"--resume {run}" in result.output
+    assert (run / "checkpoints" / "last.pt").exists()
+    for bad in ("soon", "1h30", "-5m"):
+        out = CliRunner().invoke(main, args + ["--out", str(tmp_path / "other"), "--time-limit", bad])
+        assert out.exit_code == 2 and f"{bad!r} is not a duration" in out.output, out.output
+    exe = Path(sys.executable).with_name("vcgan")  # the console script: one line
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "vcgan_cli"]
+    proc = subprocess.run([*cmd, *args, "--out", str(tmp_path / "other"), "--time-limit", "soon"], capture_output=True, text=True)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "not a duration" in proc.stderr
+    assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.parametrize("text,seconds", [("600", 600), ("90s", 90), ("45m", 2700), ("1.5h", 5400), ("1h30m", 5400)])
+def test_duration_parsing(text, seconds):
+    from vcgan_cli.cli import Duration
+
+    assert Duration().convert(text, None, None) == seconds

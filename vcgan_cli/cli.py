@@ -127,6 +127,26 @@ precision_option = click.option(
     show_default=True,
     help="auto = fp16 on CUDA, fp32 on the CPU.",
 )
+class Duration(click.ParamType):
+    """A length of time: seconds (``90``, ``90s``), minutes (``45m``), hours (``2h``, ``1.5h``)
+    or a sum (``1h30m``)."""
+
+    name = "duration"
+    _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            return float(value)
+        import re
+
+        text = str(value).strip().lower()
+        number = r"(\d+(?:\.\d*)?|\.\d+)"
+        parts = re.findall(number + r"([hms]?)", text) if re.fullmatch(f"(?:{number}[hms]?)+", text) else []
+        if not parts or (len(parts) > 1 and any(unit == "" for _, unit in parts)):
+            self.fail(f"{value!r} is not a duration (say 600, 45m, 2h or 1h30m)", param, ctx)
+        return sum(float(n) * self._UNITS[unit or "s"] for n, unit in parts)
+
+
 raw_option = click.option(
     "--raw",
     is_flag=True,
@@ -444,6 +464,7 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
 @click.option("--frames", type=click.IntRange(2, 16), default=None, help="Stage 2: consecutive frames per sample (default 5).")
 @click.option("--perceptual", type=click.Choice(["auto", "vgg16", "efficientnet-lite0", "none"]), default=None, help="Perceptual loss network (auto: VGG-16 if its weights are cached, else EfficientNet-Lite0).")
 @click.option("--workers", type=click.IntRange(0), default=None, help="Data-loading worker processes (default 2).")
+@click.option("--time-limit", type=Duration(), default=None, help="Stop cleanly after this much training time (600, 45m, 2h, 1h30m), saving a checkpoint that --resume continues from.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=None)
 @click.option("--val-every", type=click.IntRange(1), default=None)
 @click.option("--seed", type=int, default=None)
@@ -453,7 +474,7 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
 @device_option
 @precision_option
 @click.option("--quiet", "-q", is_flag=True)
-def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, no_pretrained, freeze_extractors, raw_loss, size, batch_size, steps, lr_g, lr_d, lr_halve_every, group_power, critic_width, skip_fusion, ema_decay, frames, perceptual, workers, checkpoint_every, val_every, seed, config_file, out, resume, device, precision, quiet):
+def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, no_pretrained, freeze_extractors, raw_loss, size, batch_size, steps, lr_g, lr_d, lr_halve_every, group_power, critic_width, skip_fusion, ema_decay, frames, perceptual, workers, time_limit, checkpoint_every, val_every, seed, config_file, out, resume, device, precision, quiet):
     """Train VCGAN: --stage 1 on images, then --stage 2 on videos (the paper's losses)."""
     from rich.live import Live
     from rich.table import Table
@@ -514,7 +535,7 @@ def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, 
         if live:
             live.start()
         try:
-            return trainer.run()
+            return trainer.run(time_limit_s=time_limit)
         except KeyboardInterrupt:
             if live:
                 live.stop()
@@ -524,7 +545,14 @@ def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, 
                 live.stop()
 
     result = _run(work)
-    if not quiet:
+    if quiet:
+        return
+    if result.get("stopped") == "time limit":
+        _say(
+            "[yellow]time limit:[/]",
+            f"stopped at step {result['step']} (checkpoint saved); continue with: vcgan train --resume {result['out']}",
+        )
+    else:
         _say("[green]done:[/]", f"step {result['step']}, run in {result['out']}; export with: vcgan export {result['out']} -o MODEL_DIR")
 
 

@@ -553,12 +553,30 @@ class Trainer:
         cv2.imwrite(str(folder / f"step-{self.step:07d}.jpg"), grid[..., ::-1])
 
     # -- the loop ---------------------------------------------------------------------------
-    def run(self) -> dict:
+    def _out_of_time(self, started: float, time_limit_s: float | None) -> bool:
+        """Whether this call's time budget is spent; every process follows rank 0's clock, so
+        all stop after the same step."""
+        if time_limit_s is None:
+            return False
+        flag = time.perf_counter() - started >= time_limit_s
+        if self.world > 1:
+            t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+            dist.broadcast(t, 0)
+            flag = bool(t.item())
+        return flag
+
+    def run(self, time_limit_s: float | None = None) -> dict:
+        """Train to ``config.steps``. With ``time_limit_s``, stop cleanly after the first step
+        that ends past that many seconds of this call, saving a checkpoint to resume from;
+        the result's ``stopped`` then says ``"time limit"`` (else it is None)."""
         c = self.config
+        if time_limit_s is not None and not time_limit_s >= 0:
+            raise VcganError(f"time limit must be a non-negative number of seconds, got {time_limit_s!r}")
         self.generator.train()
         log = open(self.out / "log.jsonl", "a") if self.rank == 0 else None
         started, first_step = time.perf_counter(), self.step
         last: dict[str, float] = {}
+        stopped = None
         try:
             for batch in self.loader:
                 if self.step >= c.steps:
@@ -586,6 +604,11 @@ class Trainer:
                     log.write(json.dumps({**entry, **({"val": val} if val else {})}) + "\n")
                     log.flush()
                 self.on_step(StepReport(self.step, c.steps, last, self._lr(c.lr_g), rate, eta, event, val))
+                if self.step < c.steps and self._out_of_time(started, time_limit_s):
+                    if self.step % c.checkpoint_every:
+                        self._save()  # the work since the last checkpoint, to resume from
+                    stopped = "time limit"
+                    break
         except KeyboardInterrupt:
             if self.step > first_step and self.step % c.checkpoint_every:
                 self._save()  # keep the work done since the last checkpoint
@@ -593,9 +616,9 @@ class Trainer:
         finally:
             if log:
                 log.close()
-        if self.step < c.steps:
+        if self.step < c.steps and stopped is None:
             raise VcganError("the data loader stopped before the last step")
-        return {"step": self.step, "losses": last, "best": self.best, "out": str(self.out)}
+        return {"step": self.step, "losses": last, "best": self.best, "out": str(self.out), "stopped": stopped}
 
 
 def export(
