@@ -336,3 +336,38 @@ def test_duration_parsing(text, seconds):
     from vcgan_cli.cli import Duration
 
     assert Duration().convert(text, None, None) == seconds
+
+
+def test_sigterm_saves_a_checkpoint_to_resume_from(tmp_path, photos):
+    """`kill` (SIGTERM) stops a training run like Ctrl-C: checkpoint saved, one line, resumable."""
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    exe = Path(sys.executable).with_name("vcgan")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "vcgan_cli"]
+    proc = subprocess.Popen(
+        [*cmd, "train", "--stage", "1", "--model", "tiny", "--data", str(photos), "--size", "128", "--batch-size", "2",
+         "--steps", "100000", "--checkpoint-every", "100000", "--perceptual", "none", "--workers", "0",
+         "--no-pretrained", "--out", str(run), "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        log = run / "log.jsonl"
+        for _ in range(600):  # until the first steps are logged (or the process ends)
+            if proc.poll() is not None or (log.exists() and log.read_text().count("\n") >= 2):
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "stopped by SIGTERM" in lines[0] and f"--resume {run}" in lines[0]
+    saved = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    assert saved["step"] >= 2
+    again = Trainer(TrainConfig(out=str(run)), resume=True, overrides={"steps": saved["step"] + 1}).run()
+    assert again["step"] == saved["step"] + 1

@@ -532,6 +532,18 @@ def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, 
                 raise VcganError(f"{settings['out']} already holds a run; use --resume {settings['out']} or another --out")
             trainer = Trainer(TrainConfig(**settings), on_step=on_step, on_message=say)
 
+        # SIGTERM (a scheduler's stop, `kill`, the end of a job slot) ends the run like Ctrl-C:
+        # the work since the last checkpoint is saved. A background job started by a shell
+        # ignores SIGINT, so SIGTERM is the signal that reaches it.
+        import signal
+
+        terminated = []
+
+        def on_term(signum, frame):
+            terminated.append(signum)
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, on_term)
         if live:
             live.start()
         try:
@@ -539,8 +551,11 @@ def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, 
         except KeyboardInterrupt:
             if live:
                 live.stop()
-            _fail(f"interrupted at step {trainer.step} (checkpoint saved); continue with: vcgan train --resume {trainer.out}", 130)
+            how = "stopped by SIGTERM" if terminated else "interrupted"
+            code = 128 + signal.SIGTERM if terminated else 130
+            _fail(f"{how} at step {trainer.step} (checkpoint saved); continue with: vcgan train --resume {trainer.out}", code)
         finally:
+            signal.signal(signal.SIGTERM, previous)
             if live:
                 live.stop()
 
