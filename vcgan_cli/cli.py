@@ -127,6 +127,8 @@ precision_option = click.option(
     show_default=True,
     help="auto = fp16 on CUDA, fp32 on the CPU.",
 )
+
+
 class Duration(click.ParamType):
     """A length of time: seconds (``90``, ``90s``), minutes (``45m``), hours (``2h``, ``1.5h``)
     or a sum (``1h30m``)."""
