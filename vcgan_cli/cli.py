@@ -534,34 +534,38 @@ def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, 
                 raise VcganError(f"{settings['out']} already holds a run; use --resume {settings['out']} or another --out")
             trainer = Trainer(TrainConfig(**settings), on_step=on_step, on_message=say)
 
-        # SIGTERM (a scheduler's stop, `kill`, the end of a job slot) ends the run like Ctrl-C:
-        # the work since the last checkpoint is saved. A background job started by a shell
-        # ignores SIGINT, so SIGTERM is the signal that reaches it.
+        # SIGTERM (a scheduler's stop, `kill`, the end of a job slot) stops the run cleanly
+        # after the step in progress, with a checkpoint; a second SIGTERM kills at once. A
+        # background job started by a shell ignores SIGINT, so SIGTERM is what reaches it.
         import signal
 
-        terminated = []
-
         def on_term(signum, frame):
-            terminated.append(signum)
-            raise KeyboardInterrupt
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            trainer.request_stop("SIGTERM")
 
-        previous = signal.signal(signal.SIGTERM, on_term)
-        if live:
-            live.start()
+        previous = None
         try:
+            import threading
+
+            main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
+            if main_thread and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
+                previous = signal.signal(signal.SIGTERM, on_term)
+            if live:
+                live.start()
             return trainer.run(time_limit_s=time_limit)
         except KeyboardInterrupt:
             if live:
                 live.stop()
-            how = "stopped by SIGTERM" if terminated else "interrupted"
-            code = 128 + signal.SIGTERM if terminated else 130
-            _fail(f"{how} at step {trainer.step} (checkpoint saved); continue with: vcgan train --resume {trainer.out}", code)
+            _fail(f"interrupted at step {trainer.step} (checkpoint saved); continue with: vcgan train --resume {trainer.out}", 130)
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
             if live:
                 live.stop()
 
     result = _run(work)
+    if result.get("stopped") == "SIGTERM":
+        _fail(f"stopped by SIGTERM at step {result['step']} (checkpoint saved); continue with: vcgan train --resume {result['out']}", 143)
     if quiet:
         return
     if result.get("stopped") == "time limit":

@@ -71,6 +71,11 @@ def main() -> None:
               "truth": _mean_over_clips(rows["truth"]), "candidates": {}, "best": None, "colour": None}
     report["rule"]["warp_cap"] = args.warp_factor * report["truth"]["warp-error"]
 
+    def write_report() -> None:
+        tmp = out / ".scores.json.tmp"
+        tmp.write_text(json.dumps(report, indent=2))
+        os.replace(tmp, out / "scores.json")
+
     def keep(tag: str, name: str, g: Generator) -> None:
         folder = Path(f"/tmp/choose-{tag}")
         sha = save_weights(g, folder)
@@ -81,6 +86,7 @@ def main() -> None:
             tmp.write_bytes(part)
             os.replace(tmp, out / f"{tag}.part{k}")
         report[tag] = {"name": name, "sha256": sha, "config": json.loads((folder / "config.json").read_text())}
+        write_report()  # the parts and their SHA-256 on record together
 
     for src in args.candidates:
         g = load_candidate(src, config).to(device).eval()
@@ -93,7 +99,8 @@ def main() -> None:
                 sc.add(compose(rgb_to_gray(gt), rgb), gt, st)
             per_clip[name] = sc.summary()
         m = _mean_over_clips(per_clip)
-        m["eligible"] = m["psnr"] >= args.floor and m["warp-error"] <= report["rule"]["warp_cap"]
+        finite = all(np.isfinite(m[k]) for k in ("psnr", "warp-error", "colourfulness"))
+        m["eligible"] = finite and m["psnr"] >= args.floor and m["warp-error"] <= report["rule"]["warp_cap"]
         report["candidates"][src] = m
         print(f"[{time.time() - t0:5.1f}s] {src}: colourfulness {m['colourfulness']:.2f} psnr {m['psnr']:.3f} "
               f"ssim {m['ssim']:.4f} warp {m['warp-error']:.6f}{' eligible' if m['eligible'] else ''}", flush=True)
@@ -102,10 +109,10 @@ def main() -> None:
         if m["eligible"] and (not best or m["colourfulness"] > best["colourfulness"]):
             keep("best", src, g)
         top = report["colour"] and report["candidates"][report["colour"]["name"]]
-        if not top or m["colourfulness"] > top["colourfulness"]:
+        if finite and (not top or m["colourfulness"] > top["colourfulness"]):
             keep("colour", src, g)
-        (out / "scores.json").write_text(json.dumps(report, indent=2))
-    print(f"best eligible: {report['best'] and report['best']['name']}; most colourful: {report['colour']['name']}")
+        write_report()
+    print(f"best eligible: {report['best'] and report['best']['name']}; most colourful: {report['colour'] and report['colour']['name']}")
 
 
 if __name__ == "__main__":

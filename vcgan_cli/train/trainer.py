@@ -553,22 +553,30 @@ class Trainer:
         cv2.imwrite(str(folder / f"step-{self.step:07d}.jpg"), grid[..., ::-1])
 
     # -- the loop ---------------------------------------------------------------------------
-    def _out_of_time(self, started: float, time_limit_s: float | None) -> bool:
-        """Whether this call's time budget is spent; every process follows rank 0's clock, so
-        all stop after the same step."""
-        if time_limit_s is None:
-            return False
-        flag = time.perf_counter() - started >= time_limit_s
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Ask :meth:`run` to stop cleanly after the step in progress (with a checkpoint).
+        Safe to call from a signal handler: it only sets a flag."""
+        self._stop_reason = reason
+
+    def _stop_after_this_step(self, started: float, time_limit_s: float | None) -> str | None:
+        """Why to stop now (a :meth:`request_stop` reason, or ``"time limit"``), else None.
+        Every process follows rank 0, so all stop after the same step."""
+        reason = getattr(self, "_stop_reason", None)
+        if reason is None and time_limit_s is not None and time.perf_counter() - started >= time_limit_s:
+            reason = "time limit"
         if self.world > 1:
-            t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+            reasons = (None, "time limit", getattr(self, "_stop_reason", None) or "stop requested")
+            code = 0 if reason is None else 1 if reason == "time limit" else 2
+            t = torch.tensor([float(code)], device=self.device)
             dist.broadcast(t, 0)
-            flag = bool(t.item())
-        return flag
+            reason = reasons[int(t.item())]
+        return reason
 
     def run(self, time_limit_s: float | None = None) -> dict:
         """Train to ``config.steps``. With ``time_limit_s``, stop cleanly after the first step
-        that ends past that many seconds of this call, saving a checkpoint to resume from;
-        the result's ``stopped`` then says ``"time limit"`` (else it is None)."""
+        that ends past that many seconds of this call, or after the step in progress when
+        :meth:`request_stop` is called; either way a checkpoint is saved to resume from and
+        the result's ``stopped`` gives the reason (None when all the steps were run)."""
         c = self.config
         if time_limit_s is not None and not time_limit_s >= 0:
             raise VcganError(f"time limit must be a non-negative number of seconds, got {time_limit_s!r}")
@@ -587,7 +595,9 @@ class Trainer:
                 rate = done * c.batch_size * self.world / elapsed if elapsed > 0 else 0.0
                 eta = (c.steps - self.step) * elapsed / done if done else None
                 event, val = None, None
-                if self.step % c.checkpoint_every == 0 or self.step == c.steps:
+                if self.step < c.steps:
+                    stopped = self._stop_after_this_step(started, time_limit_s)
+                if self.step % c.checkpoint_every == 0 or self.step == c.steps or stopped:
                     self._save()
                     self.save_samples(batch)
                     event = "checkpoint"
@@ -604,10 +614,7 @@ class Trainer:
                     log.write(json.dumps({**entry, **({"val": val} if val else {})}) + "\n")
                     log.flush()
                 self.on_step(StepReport(self.step, c.steps, last, self._lr(c.lr_g), rate, eta, event, val))
-                if self.step < c.steps and self._out_of_time(started, time_limit_s):
-                    if self.step % c.checkpoint_every:
-                        self._save()  # the work since the last checkpoint, to resume from
-                    stopped = "time limit"
+                if stopped:
                     break
         except KeyboardInterrupt:
             if self.step > first_step and self.step % c.checkpoint_every:
