@@ -129,6 +129,10 @@ precision_option = click.option(
 )
 
 
+def _resume_hint(step: int, run) -> str:
+    return f"at step {step} (checkpoint saved); continue with: vcgan train --resume {run}"
+
+
 class Duration(click.ParamType):
     """A length of time: seconds (``90``, ``90s``), minutes (``45m``), hours (``2h``, ``1.5h``)
     or a sum (``1h30m``)."""
@@ -538,6 +542,7 @@ def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, 
         # after the step in progress, with a checkpoint; a second SIGTERM kills at once. A
         # background job started by a shell ignores SIGINT, so SIGTERM is what reaches it.
         import signal
+        import threading
 
         def on_term(signum, frame):
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -545,8 +550,6 @@ def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, 
 
         previous = None
         try:
-            import threading
-
             main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
             if main_thread and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
                 previous = signal.signal(signal.SIGTERM, on_term)
@@ -556,7 +559,7 @@ def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, 
         except KeyboardInterrupt:
             if live:
                 live.stop()
-            _fail(f"interrupted at step {trainer.step} (checkpoint saved); continue with: vcgan train --resume {trainer.out}", 130)
+            _fail(f"interrupted {_resume_hint(trainer.step, trainer.out)}", 130)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
@@ -565,14 +568,11 @@ def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, 
 
     result = _run(work)
     if result.get("stopped") == "SIGTERM":
-        _fail(f"stopped by SIGTERM at step {result['step']} (checkpoint saved); continue with: vcgan train --resume {result['out']}", 143)
+        _fail(f"stopped by SIGTERM {_resume_hint(result['step'], result['out'])}", 143)
     if quiet:
         return
     if result.get("stopped") == "time limit":
-        _say(
-            "[yellow]time limit:[/]",
-            f"stopped at step {result['step']} (checkpoint saved); continue with: vcgan train --resume {result['out']}",
-        )
+        _say("[yellow]time limit:[/]", f"stopped {_resume_hint(result['step'], result['out'])}")
     else:
         _say("[green]done:[/]", f"step {result['step']}, run in {result['out']}; export with: vcgan export {result['out']} -o MODEL_DIR")
 

@@ -297,6 +297,7 @@ class Trainer:
         if self.perceptual is not None:
             self.perceptual.to(device)
         self.step = 0
+        self._stop_reason: str | None = None  # set by request_stop
         self.best: float | None = None
         if resume:
             self._load(self.out / "checkpoints" / "last.pt")
@@ -561,13 +562,12 @@ class Trainer:
     def _stop_after_this_step(self, started: float, time_limit_s: float | None) -> str | None:
         """Why to stop now (a :meth:`request_stop` reason, or ``"time limit"``), else None.
         Every process follows rank 0, so all stop after the same step."""
-        reason = getattr(self, "_stop_reason", None)
+        reason = self._stop_reason
         if reason is None and time_limit_s is not None and time.perf_counter() - started >= time_limit_s:
             reason = "time limit"
-        if self.world > 1:
-            reasons = (None, "time limit", getattr(self, "_stop_reason", None) or "stop requested")
-            code = 0 if reason is None else 1 if reason == "time limit" else 2
-            t = torch.tensor([float(code)], device=self.device)
+        if self.world > 1:  # one small broadcast a step; the loss read-out syncs each step anyway
+            reasons = (None, "time limit", self._stop_reason or "stop requested")
+            t = torch.tensor([float(reasons.index(reason) if reason in reasons[:2] else 2)], device=self.device)
             dist.broadcast(t, 0)
             reason = reasons[int(t.item())]
         return reason
