@@ -21,24 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vcgan_cli.bench import _mean_over_clips, find_clips, read_clip
-from vcgan_cli.colour import rgb_to_gray
-from vcgan_cli.metrics import ClipScorer, FlowReference
+from vcgan_cli.bench import GRAY_ROW, GT_ROW, evaluate_quality
 from vcgan_cli.models import Generator
-from vcgan_cli.pipeline import colorize_frames, compose
 from vcgan_cli.runtime import Colorizer
+from vcgan_cli.train.trainer import load_generator_state
 from vcgan_cli.weights import LoadedWeights, load_weights, save_weights
 
 METRICS = ("psnr", "ssim", "warp-error", "colourfulness")
-
-
-def load_candidate(src: str, config) -> Generator:
-    if src.endswith(".pt"):
-        state = torch.load(src, map_location="cpu", weights_only=False)
-        g = Generator(config)
-        g.load_state_dict(state.get("generator_ema") or state["generator"])
-        return g
-    return load_weights(src if "/" in src else f"./{src}").generator
 
 
 def main() -> None:
@@ -56,20 +45,8 @@ def main() -> None:
     config = load_weights(args.model).config
     t0 = time.time()
 
-    clips, rows = [], {"gray": {}, "truth": {}}
-    for clip in find_clips(args.dev):
-        gts = list(read_clip(clip))
-        ref = FlowReference()
-        steps = [ref.step(g) for g in gts]
-        clips.append((clip.name, gts, steps))
-        for row in rows:
-            sc = ClipScorer(metrics=METRICS)
-            for g, st in zip(gts, steps):
-                sc.add(np.repeat(rgb_to_gray(g)[..., None], 3, -1) if row == "gray" else g, g, st)
-            rows[row][clip.name] = sc.summary()
-    report = {"rule": {"floor": args.floor, "warp_cap": None}, "gray": _mean_over_clips(rows["gray"]),
-              "truth": _mean_over_clips(rows["truth"]), "candidates": {}, "best": None, "colour": None}
-    report["rule"]["warp_cap"] = args.warp_factor * report["truth"]["warp-error"]
+    report = {"rule": {"floor": args.floor, "warp_cap": None}, "gray": None, "truth": None,
+              "candidates": {}, "best": None, "colour": None}
 
     def write_report() -> None:
         tmp = out / ".scores.json.tmp"
@@ -89,16 +66,15 @@ def main() -> None:
         write_report()  # the parts and their SHA-256 on record together
 
     for src in args.candidates:
-        g = load_candidate(src, config).to(device).eval()
+        g = Generator(config)
+        g.load_state_dict(load_generator_state(src))  # a checkpoint's moving average, or a model
+        g = g.to(device).eval()
         model = Colorizer(LoadedWeights(g.config, g, src, True), device, torch.float32)
-        per_clip = {}
-        for name, gts, steps in clips:
-            sc = ClipScorer(metrics=METRICS)
-            outs = colorize_frames((rgb_to_gray(x) for x in gts), model, size=256)
-            for gt, st, (rgb, _) in zip(gts, steps, outs):
-                sc.add(compose(rgb_to_gray(gt), rgb), gt, st)
-            per_clip[name] = sc.summary()
-        m = _mean_over_clips(per_clip)
+        scored = evaluate_quality(args.dev, model=model, metrics=METRICS, size=256)  # the bench's own scoring
+        if report["truth"] is None:  # the reference rows are the same for every candidate
+            report["gray"], report["truth"] = scored["rows"][GRAY_ROW]["mean"], scored["rows"][GT_ROW]["mean"]
+            report["rule"]["warp_cap"] = args.warp_factor * report["truth"]["warp-error"]
+        m = scored["rows"][scored["method"]]["mean"]
         finite = all(np.isfinite(m[k]) for k in ("psnr", "warp-error", "colourfulness"))
         m["eligible"] = finite and m["psnr"] >= args.floor and m["warp-error"] <= report["rule"]["warp_cap"]
         report["candidates"][src] = m
