@@ -236,6 +236,45 @@ def test_critic_width_is_a_training_setting(tmp_path, photos):
     assert sum(p.numel() for p in narrow.parameters()) < sum(p.numel() for p in default.parameters()) / 10
 
 
+def test_critic_warmup_trains_only_the_critic_first(tmp_path, photos):
+    """--critic-warmup N: for the first N steps the critic learns and the generator (its
+    weights, moving average and optimiser) stays exactly as it was; then both learn."""
+    kw = dict(stage=2, data=[], synthetic_data=[str(photos)], synthetic=1.0, frames=2, ema_decay=0.9, lr_g=1e-3)
+    trainer = Trainer(config(tmp_path, photos, critic_warmup=2, **kw))
+    g0 = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
+    d0 = {k: v.clone() for k, v in trainer.critic.state_dict().items()}
+    batch = next(iter(trainer.loader))
+    for _ in range(2):
+        losses = trainer.train_step(batch)
+        assert set(losses) <= {"critic", "luma"}  # no generator losses while warming up
+    assert trainer.step == 2
+    assert all(torch.equal(g0[k], v) for k, v in trainer.generator.state_dict().items())
+    assert all(torch.equal(g0[k], v) for k, v in trainer.ema.state_dict().items())
+    assert not trainer.opt_g.state  # Adam never stepped
+    assert any(not torch.equal(d0[k], v) for k, v in trainer.critic.state_dict().items())
+    losses = trainer.train_step(batch)  # step 3: joint training as usual
+    assert {"gan", "l1", "short_term"} <= set(losses)
+    assert any(not torch.equal(g0[k], v) for k, v in trainer.generator.state_dict().items())
+    with pytest.raises(VcganError, match="critic-warmup"):
+        Trainer(config(tmp_path / "s1", photos, stage=1, critic_warmup=5))
+    with pytest.raises(VcganError, match="critic-warmup"):
+        Trainer(config(tmp_path / "neg", photos, critic_warmup=-1, **kw))
+
+    # from the command line: the flag reaches the run, and a stage-1 use is a one-line error
+    base = ["train", "--model", "tiny", "--synthetic-data", str(photos), "--size", "128", "--batch-size", "2",
+            "--frames", "2", "--steps", "1", "--perceptual", "none", "--workers", "0", "--no-pretrained", "-q"]
+    run = tmp_path / "cli"
+    result = CliRunner().invoke(main, [*base, "--stage", "2", "--critic-warmup", "1", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["critic_warmup"] == 1
+    logged = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert logged[-1]["step"] == 1 and "critic" in logged[-1] and "gan" not in logged[-1]
+    result = CliRunner().invoke(main, [*base, "--stage", "1", "--data", str(photos), "--critic-warmup", "1",
+                                       "--out", str(tmp_path / "s1cli")])
+    assert result.exit_code != 0 and "critic-warmup is for stage 2" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
 def test_two_runs_cannot_share_a_run_folder(tmp_path, photos):
     first = Trainer(config(tmp_path, photos, stage=1))
     with pytest.raises(VcganError, match="another `vcgan train` is using"):

@@ -66,6 +66,10 @@ class TrainConfig:
     # L1 term keeping the network's luma on the input's). False: the raw RGB, as in the paper.
     keep_luma: bool = True
     critic_width: int = 32  # PatchGAN base width (the critic costs ~2x the vcgan-lite generator per frame at 32)
+    # Stage 2: train only the critic for the first N steps (the generator runs without gradients
+    # and stays as it is), so a fresh critic starting on a trained generator can tell its colour
+    # from the truth's before the generator learns from it. 0: off (the paper's joint training).
+    critic_warmup: int = 0
     frames: int = 5  # N consecutive frames per stage-2 sample
     alpha: float = 50.0  # occlusion-mask scale
     synthetic: float = 0.5  # share of stage-2 samples made from photos by camera motion
@@ -112,6 +116,10 @@ class TrainConfig:
             value = getattr(c, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise VcganError(f"{name.replace('_', '-')} must be a positive whole number, got {value!r}")
+        if not isinstance(c.critic_warmup, int) or isinstance(c.critic_warmup, bool) or c.critic_warmup < 0:
+            raise VcganError(f"critic-warmup must be a whole number of steps, at least 0, got {c.critic_warmup!r}")
+        if c.critic_warmup and c.stage != 2:
+            raise VcganError("--critic-warmup is for stage 2 (stage 1 has no critic)")
         for name in ("lr_g", "lr_d", "alpha", "w_l1", "w_perceptual", "w_gan", "w_short", "w_long"):
             value = getattr(c, name)
             if not isinstance(value, (int, float)) or value < 0:
@@ -446,8 +454,9 @@ class Trainer:
         else:
             flows = batch["flows"].to(self.device, non_blocking=True)
         losses: dict[str, torch.Tensor] = {}
-        with self._amp():
-            outputs = self.unroll_ddp(gray, flows, self.pairs)
+        warmup = self.critic is not None and self.step < c.critic_warmup  # only the critic learns
+        with self._amp(), torch.set_grad_enabled(not warmup):
+            outputs = self.unroll(gray, flows, self.pairs) if warmup else self.unroll_ddp(gray, flows, self.pairs)
             fake = torch.stack(outputs, 1).flatten(0, 1).float()
         real = rgb.flatten(0, 1)
         flat_gray = gray.flatten(0, 1)
@@ -472,6 +481,9 @@ class Trainer:
             self.opt_d.step()
             losses["critic"] = loss_d.detach()
             self.critic.requires_grad_(False)
+            if warmup:
+                self.step += 1
+                return {k: float(v.detach()) for k, v in losses.items()}
 
         losses["l1"] = (fake - real).abs().mean()
         with self._amp():
