@@ -15,7 +15,7 @@ from media_fixtures import make_clip, probe
 from vcgan_cli.cli import main
 from vcgan_cli.errors import VcganError
 from vcgan_cli.train.data import flow_pairs, warp_tensor
-from vcgan_cli.train.losses import temporal_losses
+from vcgan_cli.train.losses import ColourRarity, temporal_losses
 from vcgan_cli.train.trainer import TrainConfig, Trainer
 
 
@@ -273,6 +273,64 @@ def test_critic_warmup_trains_only_the_critic_first(tmp_path, photos):
                                        "--out", str(tmp_path / "s1cli")])
     assert result.exit_code != 0 and "critic-warmup is for stage 2" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def _rgb(*colours, size=8):
+    """A (N, 3, size, size) batch in the network's [-1, 1], one flat RGB colour (0-1) per picture."""
+    return torch.tensor(colours, dtype=torch.float32).view(-1, 3, 1, 1).expand(-1, 3, size, size) * 2 - 1
+
+
+def test_colour_rarity_weighs_rare_colours_up_and_keeps_the_mean():
+    gray, brown, red = (0.5, 0.5, 0.5), (0.45, 0.35, 0.25), (0.9, 0.1, 0.1)
+    batch = _rgb(gray, gray, gray, gray, gray, gray, brown, brown, red)  # red: 1 picture in 9
+    w = ColourRarity(0.2)(batch)
+    assert w.shape == (9, 1, 8, 8)
+    w_gray, w_brown, w_red = float(w[0].mean()), float(w[6].mean()), float(w[8].mean())
+    assert w_red > w_brown > w_gray  # rarer colour, more weight
+    assert float(w.mean()) == pytest.approx(1.0, rel=1e-5)  # the L1 term keeps its size
+    assert torch.equal(ColourRarity(0.0)(batch), torch.ones_like(w))  # 0: the paper's plain L1
+    strong = ColourRarity(0.5)(batch)
+    assert float(strong[8].mean()) / float(strong[0].mean()) > w_red / w_gray  # more mix, stronger
+    # counts accumulate over the run: after many red pictures, red is no longer rare
+    rarity = ColourRarity(0.2)
+    rarity(batch)
+    for _ in range(5):
+        rarity(_rgb(red, red, red, red))
+    after = rarity(batch)
+    assert float(after[8].mean()) < float(after[0].mean())
+    with pytest.raises(VcganError, match="rebalance"):
+        ColourRarity(1.0)
+
+
+def test_rebalance_weighs_the_l1_term_and_resumes_with_its_counts(tmp_path, photos):
+    plain = Trainer(config(tmp_path / "plain", photos, stage=1, lr_g=0.0))
+    batch = next(iter(plain.loader))
+    assert plain.rarity is None
+    base = plain.train_step(batch)["l1"]
+    rebalanced = Trainer(config(tmp_path / "rb", photos, stage=1, lr_g=0.0, rebalance=0.5))
+    assert rebalanced.train_step(batch)["l1"] != pytest.approx(base, rel=1e-4)  # same outputs, other weights
+    assert rebalanced.rarity.counts.sum() == batch["rgb"].shape[0] * 128 * 128
+
+    # a resumed run continues with the colour counts it had, exactly as an unbroken one
+    whole = config(tmp_path, photos, stage=1, out=str(tmp_path / "whole"), steps=4, rebalance=0.3)
+    Trainer(whole).run()
+    Trainer(config(tmp_path, photos, stage=1, out=str(tmp_path / "part"), steps=2, rebalance=0.3)).run()
+    resumed = Trainer(TrainConfig(out=str(tmp_path / "part")), resume=True, overrides={"steps": 4})
+    assert resumed.rarity.mix == 0.3 and resumed.rarity.counts.sum() == 2 * 2 * 128 * 128
+    resumed.run()
+    a, b = _log(tmp_path / "whole"), _log(tmp_path / "part")
+    assert b[4]["l1"] == pytest.approx(a[4]["l1"], rel=1e-5, abs=1e-7)
+
+    for bad in (1.0, -0.1, "0.5"):
+        with pytest.raises(VcganError, match="rebalance"):
+            Trainer(config(tmp_path / "bad", photos, stage=1, rebalance=bad))
+    base = ["train", "--stage", "1", "--model", "tiny", "--data", str(photos), "--size", "128", "--batch-size", "2",
+            "--steps", "1", "--perceptual", "none", "--workers", "0", "--no-pretrained", "-q"]
+    result = CliRunner().invoke(main, [*base, "--rebalance", "0.2", "--out", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["rebalance"] == 0.2
+    result = CliRunner().invoke(main, [*base, "--rebalance", "1", "--out", str(tmp_path / "cli1")])
+    assert result.exit_code != 0 and "--rebalance" in result.output
 
 
 def test_two_runs_cannot_share_a_run_folder(tmp_path, photos):

@@ -26,7 +26,7 @@ from torch import nn
 from ..errors import VcganError
 from ..models import VARIANTS, Discriminator, Generator, ModelConfig
 from ..colour import rgb_to_gray_tensor
-from .losses import PERCEPTUAL_WEIGHTS, build_perceptual, perceptual_loss, resolve_perceptual, temporal_losses
+from .losses import PERCEPTUAL_WEIGHTS, ColourRarity, build_perceptual, perceptual_loss, resolve_perceptual, temporal_losses
 
 #: The paper's defaults per stage (SPEC.md "Schedule"); every one can be overridden.
 STAGE_DEFAULTS = {
@@ -62,6 +62,9 @@ class TrainConfig:
     w_gan: float = 1.0
     w_short: float = 3.0
     w_long: float = 5.0
+    # Weigh the L1 term's pixels by the rarity of their true colour (Zhang et al. 2016's class
+    # rebalancing; losses.ColourRarity): 0 off (the paper), 0.5 Zhang et al.'s mix.
+    rebalance: float = 0.0
     # Losses compare what the user gets: the output's colour on the source's own luma (plus an
     # L1 term keeping the network's luma on the input's). False: the raw RGB, as in the paper.
     keep_luma: bool = True
@@ -124,6 +127,8 @@ class TrainConfig:
             value = getattr(c, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise VcganError(f"{name.replace('_', '-')} must be a non-negative number, got {value!r}")
+        if not isinstance(c.rebalance, (int, float)) or isinstance(c.rebalance, bool) or not 0.0 <= c.rebalance < 1.0:
+            raise VcganError(f"rebalance must be at least 0 and below 1, got {c.rebalance!r}")
         if not isinstance(c.ema_decay, (int, float)) or not 0.0 <= c.ema_decay < 1.0:
             raise VcganError(f"ema-decay must be at least 0 and below 1, got {c.ema_decay!r}")
         if not 0.0 <= c.synthetic <= 1.0:
@@ -304,6 +309,7 @@ class Trainer:
         self.perceptual = build_perceptual(c.perceptual) if c.w_perceptual > 0 else None
         if self.perceptual is not None:
             self.perceptual.to(device)
+        self.rarity = ColourRarity(c.rebalance, device) if c.rebalance > 0 else None
         self.step = 0
         self._stop_reason: str | None = None  # set by request_stop
         self.best: float | None = None
@@ -404,6 +410,7 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict() if self.opt_d else None,
             "best": self.best,
+            "colour_counts": self.rarity.state_dict() if self.rarity is not None else None,
             "rng": _rng_state(),
         }
         tmp = folder / ".last.pt.tmp"
@@ -433,6 +440,8 @@ class Trainer:
             self.opt_d.load_state_dict(state["opt_d"])
         self.step = state["step"]
         self.best = state.get("best")
+        if self.rarity is not None and state.get("colour_counts") is not None:
+            self.rarity.load_state_dict(state["colour_counts"])
         _set_rng_state(state["rng"])
         self.say(f"resumed at step {self.step}")
 
@@ -485,7 +494,10 @@ class Trainer:
                 self.step += 1
                 return {k: float(v.detach()) for k, v in losses.items()}
 
-        losses["l1"] = (fake - real).abs().mean()
+        error = (fake - real).abs()
+        if self.rarity is not None:
+            error = error * self.rarity(real)
+        losses["l1"] = error.mean()
         with self._amp():
             losses["perceptual"] = perceptual_loss(self.perceptual, fake, real).float()
         total = c.w_l1 * losses["l1"] + c.w_perceptual * losses["perceptual"]
