@@ -302,6 +302,25 @@ def test_colour_rarity_weighs_rare_colours_up_and_keeps_the_mean():
         ColourRarity(1.0)
 
 
+def test_chroma_rarity_weighs_saturation_whatever_the_hue():
+    """by="chroma": a saturated colour weighs more than a muted one, and two hues of the same
+    strength weigh the same however often each occurs; by="colour" favours the rarer hue."""
+    def from_ycbcr(y, cb, cr):
+        r, b = y + 1.402 * cr, y + 1.772 * cb
+        return (r, (y - 0.299 * r - 0.114 * b) / 0.587, b)
+
+    gray, blue, red = from_ycbcr(0.5, 0, 0), from_ycbcr(0.5, 0.1, 0), from_ycbcr(0.5, 0, 0.1)
+    batch = _rgb(*[gray] * 6, *[blue] * 2, red)  # red 1 picture in 9, blue 2, as strong as each other
+    chroma = ColourRarity(0.7, by="chroma")(batch)
+    colour = ColourRarity(0.7, by="colour")(batch)
+    assert float(chroma[6].mean()) > 1.3 * float(chroma[0].mean())  # saturated over gray
+    assert float(chroma[8].mean()) == pytest.approx(float(chroma[6].mean()))  # hue does not matter
+    assert float(colour[8].mean()) > 1.1 * float(colour[6].mean())  # colour: the rarer hue weighs more
+    assert float(chroma.mean()) == pytest.approx(1.0, rel=1e-5)
+    with pytest.raises(VcganError, match="rebalance-by"):
+        ColourRarity(0.5, by="hue")
+
+
 def test_rebalance_weighs_the_l1_term_and_resumes_with_its_counts(tmp_path, photos):
     plain = Trainer(config(tmp_path / "plain", photos, stage=1, lr_g=0.0))
     batch = next(iter(plain.loader))
@@ -329,6 +348,12 @@ def test_rebalance_weighs_the_l1_term_and_resumes_with_its_counts(tmp_path, phot
     result = CliRunner().invoke(main, [*base, "--rebalance", "0.2", "--out", str(tmp_path / "cli")])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "cli" / "config.json").read_text())["rebalance"] == 0.2
+    result = CliRunner().invoke(main, [*base, "--rebalance", "0.2", "--rebalance-by", "chroma", "--out", str(tmp_path / "cli2")])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "cli2" / "config.json").read_text())
+    assert saved["rebalance"] == 0.2 and saved["rebalance_by"] == "chroma"
+    with pytest.raises(VcganError, match="rebalance-by"):
+        Trainer(config(tmp_path / "badby", photos, stage=1, rebalance=0.2, rebalance_by="hue"))
     result = CliRunner().invoke(main, [*base, "--rebalance", "1", "--out", str(tmp_path / "cli1")])
     assert result.exit_code != 0 and "--rebalance" in result.output
 

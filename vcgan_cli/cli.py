@@ -468,6 +468,7 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
 @click.option("--critic-warmup", type=click.IntRange(0), default=None, metavar="STEPS", help="Stage 2: train only the critic for the first STEPS steps (the generator stays as it is), so a fresh critic on a trained generator starts out able to judge its colour.")
 @click.option("--skip-fusion/--no-skip-fusion", default=None, help="Fuse the global extractor's 1/16 and 1/8 features into the decoder too (default: on for vcgan-lite, off for the paper's vcgan).")
 @click.option("--rebalance", type=click.FloatRange(0, 1, max_open=True), default=None, metavar="MIX", help="Weigh the colour loss's pixels by the rarity of their true colour (Zhang et al. 2016's class rebalancing): 0 off (default, the paper), 0.5 Zhang et al.'s; more vivid colour for some accuracy.")
+@click.option("--rebalance-by", type=click.Choice(["colour", "chroma"]), default=None, help="What --rebalance counts: the (Cb, Cr) colour (default, Zhang et al.'s; rare hues count more) or only its magnitude (saturated pixels count more, whatever their hue).")
 @click.option("--ema-decay", type=click.FloatRange(0, 1, max_open=True), default=None, help="Keep a moving average of the generator's weights with this decay (e.g. 0.999; default 0, off); validation, samples and export use it.")
 @click.option("--frames", type=click.IntRange(2, 16), default=None, help="Stage 2: consecutive frames per sample (default 5).")
 @click.option("--perceptual", type=click.Choice(["auto", "vgg16", "efficientnet-lite0", "none"]), default=None, help="Perceptual loss network (auto: VGG-16 if its weights are cached, else EfficientNet-Lite0).")
@@ -482,7 +483,7 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
 @device_option
 @precision_option
 @click.option("--quiet", "-q", is_flag=True)
-def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, no_pretrained, freeze_extractors, raw_loss, size, batch_size, steps, lr_g, lr_d, lr_halve_every, group_power, critic_width, critic_warmup, rebalance, skip_fusion, ema_decay, frames, perceptual, workers, time_limit, checkpoint_every, val_every, seed, config_file, out, resume, device, precision, quiet):
+def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, no_pretrained, freeze_extractors, raw_loss, size, batch_size, steps, lr_g, lr_d, lr_halve_every, group_power, critic_width, critic_warmup, rebalance, rebalance_by, skip_fusion, ema_decay, frames, perceptual, workers, time_limit, checkpoint_every, val_every, seed, config_file, out, resume, device, precision, quiet):
     """Train VCGAN: --stage 1 on images, then --stage 2 on videos (the paper's losses)."""
     from rich.live import Live
     from rich.table import Table
@@ -515,7 +516,7 @@ def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, 
             stage=stage, data=[str(d) for d in data] or None, synthetic_data=[str(d) for d in synthetic_data] or None,
             val=str(val) if val else None, model=arch, init=str(init) if init else None,
             resnet50_in=str(resnet50_in) if resnet50_in else None, size=size, batch_size=batch_size, steps=steps,
-            lr_g=lr_g, lr_d=lr_d, lr_halve_every=lr_halve_every, critic_width=critic_width, critic_warmup=critic_warmup, rebalance=rebalance, group_power=group_power, ema_decay=ema_decay, skip_fusion=skip_fusion, frames=frames, perceptual=perceptual,
+            lr_g=lr_g, lr_d=lr_d, lr_halve_every=lr_halve_every, critic_width=critic_width, critic_warmup=critic_warmup, rebalance=rebalance, rebalance_by=rebalance_by, group_power=group_power, ema_decay=ema_decay, skip_fusion=skip_fusion, frames=frames, perceptual=perceptual,
             workers=workers, checkpoint_every=checkpoint_every, val_every=val_every, seed=seed,
         )
         settings.update({k: v for k, v in flags.items() if v is not None})

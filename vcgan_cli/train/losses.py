@@ -142,45 +142,60 @@ def temporal_losses(
     return short, dense
 
 
+REBALANCE_BY = ("colour", "chroma")
+
+
 class ColourRarity:
     """Per-pixel weights for the L1 colour term from the rarity of each pixel's true colour.
 
     The class rebalancing of Zhang, Isola and Efros (Colorful Image Colorization, 2016), for an
-    L1 loss: a pixel whose true (Cb, Cr) is common in the training data (grays, browns, sky
-    blue) counts less and a rare, saturated one more, so that where the network is unsure
-    between a muted and a vivid colour the muted one is no longer always the cheaper guess.
-    The weight of a colour is ``1 / (mix * p + (1 - mix) / Q)``, with ``p`` its share of the
-    training pixels seen so far (a 32x32 grid over Cb, Cr in [-0.5, 0.5], smoothed by a
-    one-cell Gaussian) and ``Q`` the number of grid cells seen; the weights are scaled so that
-    their mean over the pixels counted is 1, which keeps the L1 term's size. ``mix`` 0 is no
-    rebalancing and 0.5 is Zhang et al.'s; the counts accumulate over the whole run.
+    L1 loss: a pixel whose true colour is common in the training data counts less and a rare
+    one more, so that where the network is unsure between a muted and a vivid colour the
+    muted one is no longer always the cheaper guess. The weight of a colour is
+    ``1 / (mix * p + (1 - mix) / Q)``, with ``p`` its share of the training pixels seen so far
+    (smoothed by a one-cell Gaussian) and ``Q`` the number of cells seen; the weights are
+    scaled so that their mean over the pixels counted is 1, which keeps the L1 term's size.
+    ``mix`` 0 is no rebalancing and 0.5 is Zhang et al.'s; the counts accumulate over the run.
+
+    ``by="colour"`` (Zhang et al.'s) counts (Cb, Cr) on a 32x32 grid over [-0.5, 0.5]², so a
+    common hue (sky blue, gray-brown) also counts less than a rare one. ``by="chroma"`` counts
+    only the chroma magnitude ``sqrt(Cb² + Cr²)`` in 32 steps over [0, 0.5]: saturated pixels
+    count more than muted ones whatever their hue, which does not favour one hue over another.
     """
 
     bins = 32
 
-    def __init__(self, mix: float, device: torch.device | str = "cpu"):
+    def __init__(self, mix: float, device: torch.device | str = "cpu", by: str = "colour"):
         if not 0.0 <= mix < 1.0:
             raise VcganError(f"rebalance must be at least 0 and below 1, got {mix!r}")
-        self.mix = float(mix)
-        self.counts = torch.zeros(self.bins * self.bins, dtype=torch.float64, device=device)
+        if by not in REBALANCE_BY:
+            raise VcganError(f"rebalance-by must be one of {', '.join(REBALANCE_BY)}, got {by!r}")
+        self.mix, self.by = float(mix), by
+        self.shape = (self.bins, self.bins) if by == "colour" else (1, self.bins)
+        self.counts = torch.zeros(self.shape[0] * self.shape[1], dtype=torch.float64, device=device)
         g = torch.exp(-0.5 * torch.arange(-2.0, 3.0, dtype=torch.float64) ** 2)
-        self._kernel = (g[:, None] * g[None, :] / g.sum() ** 2).to(device)[None, None]
+        g = g / g.sum()
+        kernel = g[:, None] * g[None, :] if by == "colour" else g[None, :]
+        self._kernel = kernel.to(device)[None, None]
 
     def _cells(self, rgb: torch.Tensor) -> torch.Tensor:
-        """The grid cell of each pixel of (N, 3, H, W) RGB in the network's [-1, 1]: (N, H, W) long."""
+        """The cell of each pixel of (N, 3, H, W) RGB in the network's [-1, 1]: (N, H, W) long."""
         r, g, b = ((rgb.detach().float() + 1.0) * 0.5).clamp(0, 1).unbind(1)
         y = 0.299 * r + 0.587 * g + 0.114 * b
         cb, cr = (b - y) / 1.772, (r - y) / 1.402  # BT.601, matching the grayscale the network sees
+        if self.by == "chroma":
+            return (torch.hypot(cb, cr) * 2 * self.bins).long().clamp(0, self.bins - 1)
         i = ((cb + 0.5) * self.bins).long().clamp(0, self.bins - 1)
         j = ((cr + 0.5) * self.bins).long().clamp(0, self.bins - 1)
         return i * self.bins + j
 
     def table(self) -> torch.Tensor:
-        """The weight of every grid cell under the counts so far: (bins * bins,) float64."""
+        """The weight of every cell under the counts so far: (cells,) float64."""
         total = self.counts.sum()
         if self.mix == 0.0 or total == 0:
             return torch.ones_like(self.counts)
-        p = F.conv2d(self.counts.view(1, 1, self.bins, self.bins) / total, self._kernel, padding=2).flatten()
+        pad = (self._kernel.shape[-2] // 2, 2)
+        p = F.conv2d(self.counts.view(1, 1, *self.shape) / total, self._kernel, padding=pad).flatten()
         p = p / p.sum()
         q = int((self.counts > 0).sum())
         w = 1.0 / (self.mix * p + (1.0 - self.mix) / q)
@@ -194,7 +209,7 @@ class ColourRarity:
         return self.table()[cells].float()[:, None]
 
     def state_dict(self) -> dict:
-        return {"mix": self.mix, "counts": self.counts.cpu()}
+        return {"mix": self.mix, "by": self.by, "counts": self.counts.cpu()}
 
     def load_state_dict(self, state: dict) -> None:
         self.counts = state["counts"].to(self.counts)

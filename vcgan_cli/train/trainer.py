@@ -26,7 +26,7 @@ from torch import nn
 from ..errors import VcganError
 from ..models import VARIANTS, Discriminator, Generator, ModelConfig
 from ..colour import rgb_to_gray_tensor
-from .losses import PERCEPTUAL_WEIGHTS, ColourRarity, build_perceptual, perceptual_loss, resolve_perceptual, temporal_losses
+from .losses import PERCEPTUAL_WEIGHTS, REBALANCE_BY, ColourRarity, build_perceptual, perceptual_loss, resolve_perceptual, temporal_losses
 
 #: The paper's defaults per stage (SPEC.md "Schedule"); every one can be overridden.
 STAGE_DEFAULTS = {
@@ -63,8 +63,10 @@ class TrainConfig:
     w_short: float = 3.0
     w_long: float = 5.0
     # Weigh the L1 term's pixels by the rarity of their true colour (Zhang et al. 2016's class
-    # rebalancing; losses.ColourRarity): 0 off (the paper), 0.5 Zhang et al.'s mix.
+    # rebalancing; losses.ColourRarity): 0 off (the paper), 0.5 Zhang et al.'s mix. By the
+    # rarity of the (Cb, Cr) colour ("colour", Zhang et al.'s) or of its magnitude ("chroma").
     rebalance: float = 0.0
+    rebalance_by: str = "colour"
     # Losses compare what the user gets: the output's colour on the source's own luma (plus an
     # L1 term keeping the network's luma on the input's). False: the raw RGB, as in the paper.
     keep_luma: bool = True
@@ -129,6 +131,8 @@ class TrainConfig:
                 raise VcganError(f"{name.replace('_', '-')} must be a non-negative number, got {value!r}")
         if not isinstance(c.rebalance, (int, float)) or isinstance(c.rebalance, bool) or not 0.0 <= c.rebalance < 1.0:
             raise VcganError(f"rebalance must be at least 0 and below 1, got {c.rebalance!r}")
+        if c.rebalance_by not in REBALANCE_BY:
+            raise VcganError(f"rebalance-by must be one of {', '.join(REBALANCE_BY)}, got {c.rebalance_by!r}")
         if not isinstance(c.ema_decay, (int, float)) or not 0.0 <= c.ema_decay < 1.0:
             raise VcganError(f"ema-decay must be at least 0 and below 1, got {c.ema_decay!r}")
         if not 0.0 <= c.synthetic <= 1.0:
@@ -309,7 +313,7 @@ class Trainer:
         self.perceptual = build_perceptual(c.perceptual) if c.w_perceptual > 0 else None
         if self.perceptual is not None:
             self.perceptual.to(device)
-        self.rarity = ColourRarity(c.rebalance, device) if c.rebalance > 0 else None
+        self.rarity = ColourRarity(c.rebalance, device, by=c.rebalance_by) if c.rebalance > 0 else None
         self.step = 0
         self._stop_reason: str | None = None  # set by request_stop
         self.best: float | None = None
