@@ -315,7 +315,7 @@ def test_chroma_rarity_weighs_saturation_whatever_the_hue():
     colour = ColourRarity(0.7, by="colour")(batch)
     assert float(chroma[6].mean()) > 1.3 * float(chroma[0].mean())  # saturated over gray
     assert float(chroma[8].mean()) == pytest.approx(float(chroma[6].mean()))  # hue does not matter
-    assert float(colour[8].mean()) > 1.1 * float(colour[6].mean())  # colour: the rarer hue weighs more
+    assert float(colour[8].mean()) > 1.05 * float(colour[6].mean())  # colour: the rarer hue weighs more
     assert float(chroma.mean()) == pytest.approx(1.0, rel=1e-5)
     with pytest.raises(VcganError, match="rebalance-by"):
         ColourRarity(0.5, by="hue")
