@@ -339,6 +339,10 @@ def test_rebalance_weighs_the_l1_term_and_resumes_with_its_counts(tmp_path, phot
     resumed.run()
     a, b = _log(tmp_path / "whole"), _log(tmp_path / "part")
     assert b[4]["l1"] == pytest.approx(a[4]["l1"], rel=1e-5, abs=1e-7)
+    # resumed counting something else (magnitudes, not colours): the counts start afresh
+    resumed._lock.close()  # that run has ended
+    other = Trainer(TrainConfig(out=str(tmp_path / "part")), resume=True, overrides={"steps": 5, "rebalance_by": "chroma"})
+    assert other.rarity.by == "chroma" and other.rarity.counts.sum() == 0
 
     for bad in (1.0, -0.1, "0.5"):
         with pytest.raises(VcganError, match="rebalance"):

@@ -444,8 +444,9 @@ class Trainer:
             self.opt_d.load_state_dict(state["opt_d"])
         self.step = state["step"]
         self.best = state.get("best")
-        if self.rarity is not None and state.get("colour_counts") is not None:
-            self.rarity.load_state_dict(state["colour_counts"])
+        counts = state.get("colour_counts")
+        if self.rarity is not None and counts is not None and counts.get("by") == self.rarity.by:
+            self.rarity.load_state_dict(counts)  # else (turned on, or counting otherwise now): counts restart
         _set_rng_state(state["rng"])
         self.say(f"resumed at step {self.step}")
 
