@@ -194,9 +194,12 @@ class ColourRarity:
         total = self.counts.sum()
         if self.mix == 0.0 or total == 0:
             return torch.ones_like(self.counts)
-        pad = (self._kernel.shape[-2] // 2, 2)
-        p = F.conv2d(self.counts.view(1, 1, *self.shape) / total, self._kernel, padding=pad).flatten()
-        p = p / p.sum()
+        # Mirror the edge cells outwards (symmetric padding), so what the blur spreads past an
+        # edge comes back: cell 0 of "chroma" (gray, the commonest) keeps its whole share.
+        p = (self.counts / total).view(1, 1, *self.shape)
+        for axis in (2, 3) if self.by == "colour" else (3,):
+            p = torch.cat((p.narrow(axis, 0, 2).flip(axis), p, p.narrow(axis, p.shape[axis] - 2, 2).flip(axis)), axis)
+        p = F.conv2d(p, self._kernel).flatten()
         q = int((self.counts > 0).sum())
         w = 1.0 / (self.mix * p + (1.0 - self.mix) / q)
         return w * total / (w * self.counts).sum()  # mean 1 over the pixels counted
