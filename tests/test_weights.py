@@ -8,6 +8,7 @@ import torch
 
 from vcgan_cli import weights as W
 from vcgan_cli.errors import WeightsError
+from vcgan_cli.models import VARIANTS, Generator
 from vcgan_cli.runtime import load_model
 
 
@@ -130,3 +131,78 @@ def test_load_model_runs_a_frame():
     rgb = model(gray, gray)
     assert rgb.shape == (90, 130, 3) and rgb.dtype == np.float32
     assert 0 <= rgb.min() and rgb.max() <= 1
+
+
+def _trained(config, seed):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        generator = Generator(config).eval()
+    return W.LoadedWeights(config, generator, f"model {seed}", trained=True)
+
+
+def test_extrapolate_continues_the_step_and_keeps_the_statistics():
+    tiny = VARIANTS["tiny"]
+    old, new = _trained(tiny, 1), _trained(tiny, 2)
+    for module in new.generator.modules():  # statistics that differ from old's
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.running_mean.add_(0.5)
+    params = {n for n, _ in new.generator.named_parameters()}
+    buffers = [n for n, _ in new.generator.named_buffers()]
+    so, sn = old.generator.state_dict(), new.generator.state_dict()
+    for amount in (0.0, 0.5, -1.0):
+        out = W.extrapolate(old, new, amount).state_dict()
+        for name in params:
+            assert torch.allclose(out[name], sn[name] + amount * (sn[name] - so[name]), atol=1e-6), name
+        for name in buffers:  # normalisation statistics are newer's, never extrapolated
+            assert torch.equal(out[name], sn[name]), name
+    # -1 lands on the older model's weights, 0 on the newer's
+    assert all(torch.allclose(W.extrapolate(old, new, -1.0).state_dict()[n], so[n], atol=1e-6) for n in params)
+    assert any(not torch.equal(so[n], sn[n]) for n in params)
+
+
+def test_extrapolate_counts_zero_started_layers_as_zero():
+    from dataclasses import replace
+
+    plain = VARIANTS["tiny"]
+    fused = replace(plain, skip_fusion=True)
+    old, new = _trained(plain, 1), _trained(fused, 2)
+    with torch.no_grad():
+        new.generator.skip8.weight.fill_(0.25)
+    out = W.extrapolate(old, new, 0.5)
+    assert out.config == fused
+    assert torch.allclose(out.skip8.weight, torch.full_like(out.skip8.weight, 0.375))
+    # the other way round, or between different architectures: one clear error
+    with pytest.raises(WeightsError, match="give the older model first"):
+        W.extrapolate(new, old, 0.5)
+    with pytest.raises(WeightsError, match="differ in architecture"):
+        W.extrapolate(old, _trained(replace(plain, base_width=8), 3), 0.5)
+    with pytest.raises(WeightsError, match="finite"):
+        W.extrapolate(old, _trained(plain, 2), float("inf"))
+    with pytest.raises(WeightsError, match="random weights"):
+        W.extrapolate(W.load_weights("tiny"), new, 0.5)
+
+
+def test_cli_extrapolate_writes_a_model_folder(tmp_path):
+    from click.testing import CliRunner
+
+    from vcgan_cli.cli import main
+
+    folders = []
+    for seed in (1, 2):
+        folders.append(tmp_path / f"m{seed}")
+        W.save_weights(W.random_weights("tiny", seed=seed).generator, folders[-1])
+    out = tmp_path / "ahead"
+    args = ["extrapolate", str(folders[0]), str(folders[1]), "--by", "0.5", "-o", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    ahead = W.load_weights(str(out))
+    a, b = (W.load_weights(str(f)).generator.state_dict() for f in folders)
+    got = ahead.generator.state_dict()
+    for name, _ in ahead.generator.named_parameters():  # stored in fp16
+        assert torch.allclose(got[name], b[name] + 0.5 * (b[name] - a[name]), atol=5e-3, rtol=2e-3), name
+    before = (out / "model.safetensors").read_bytes()
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 1 and "pass --overwrite" in again.output
+    assert (out / "model.safetensors").read_bytes() == before
+    bad = CliRunner().invoke(main, [*args[:4], "nan", "-o", str(tmp_path / "nan")])
+    assert bad.exit_code == 1 and "finite" in bad.output and not (tmp_path / "nan").exists()

@@ -244,3 +244,53 @@ def save_weights(generator: Generator, folder: str | os.PathLike, *, dtype: torc
     os.replace(tmp_config, folder / CONFIG_NAME)
     os.replace(tmp, folder / WEIGHTS_NAME)
     return _sha256(folder / WEIGHTS_NAME)
+
+
+def extrapolate(older: LoadedWeights, newer: LoadedWeights, amount: float) -> Generator:
+    """Weight extrapolation (ExPO; Zheng et al. 2024, "Weak-to-strong extrapolation expedites
+    alignment"): ``newer + amount · (newer − older)``, a step further along the direction one
+    round of training moved the weights (a negative ``amount`` interpolates back towards
+    ``older``).
+
+    Only learned parameters move: normalisation statistics and counters are ``newer``'s.
+    ``newer`` may have layers that ``older`` lacks if its architecture starts them at zero
+    (``skip_fusion``'s convs, which a model gains when fine-tuned into that architecture);
+    ``older`` counts as zero there. Any other difference in architecture is an error."""
+    import math
+
+    if not math.isfinite(amount):
+        raise WeightsError(f"the extrapolation amount must be a finite number, got {amount}")
+    if not (older.trained and newer.trained):
+        raise WeightsError("extrapolate between two trained models, not random weights")
+    parameters = {name for name, _ in newer.generator.named_parameters()}
+    old_state = older.generator.state_dict()
+    with torch.random.fork_rng(devices=[]):
+        fresh = Generator(newer.config).state_dict()  # how newer's architecture starts its layers
+    out = Generator(newer.config)
+    state = {}
+    for name, new in newer.generator.state_dict().items():
+        if name not in parameters:
+            state[name] = new
+            continue
+        old = old_state.get(name)
+        if old is None:
+            if torch.count_nonzero(fresh[name]):
+                raise WeightsError(
+                    f"{older.source} has no {name!r}, which {newer.source}'s architecture does not start at "
+                    "zero: extrapolate between two rounds of training of the same model"
+                )
+            old = torch.zeros_like(new)
+        if old.shape != new.shape:
+            raise WeightsError(
+                f"{older.source} and {newer.source} differ in architecture ({name}: "
+                f"{tuple(old.shape)} against {tuple(new.shape)})"
+            )
+        state[name] = new.float() + amount * (new.float() - old.float())
+    extra = sorted(set(old_state) - set(state))
+    if extra:
+        raise WeightsError(
+            f"{older.source} has layers that {newer.source} lacks ({', '.join(extra[:3])}{', …' if len(extra) > 3 else ''}); "
+            "give the older model first"
+        )
+    out.load_state_dict(state)
+    return out.eval()
