@@ -56,8 +56,8 @@ class Registered:
 REGISTRY: dict[str, Registered] = {
     "vcgan-lite": Registered(
         "vcgan-lite",
-        "1b4e7d2c4fbe7493c934999b7da96579cc1beb32faa51a096ca94601de3bb741",
-        "CPU-trained vcgan-lite v0.3 (skip fusion; stage 1 + stage 2, moving average); see weights/vcgan-lite/README.md",
+        "622943eec1003d90b25d71e3b6f7e4e93fbb1b077d9f3218346df3f114460c90",
+        "CPU-trained vcgan-lite v0.4 (v0.3 + 0.25 x (v0.3 - v0.2), weight extrapolation); see weights/vcgan-lite/README.md",
     ),
 }
 
