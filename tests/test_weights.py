@@ -141,23 +141,33 @@ def _trained(config, seed):
 
 
 def test_extrapolate_continues_the_step_and_keeps_the_statistics():
-    tiny = VARIANTS["tiny"]
-    old, new = _trained(tiny, 1), _trained(tiny, 2)
+    lite = VARIANTS["vcgan-lite"]  # has BatchNorm statistics (in its extractors); tiny has none
+    old, new = _trained(lite, 1), _trained(lite, 2)
     for module in new.generator.modules():  # statistics that differ from old's
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             module.running_mean.add_(0.5)
     params = {n for n, _ in new.generator.named_parameters()}
-    buffers = [n for n, _ in new.generator.named_buffers()]
+    buffers = [n for n in new.generator.state_dict() if n not in params and "running" in n]
+    assert buffers
     so, sn = old.generator.state_dict(), new.generator.state_dict()
+    before = {k: v.clone() for k, v in sn.items()}
     for amount in (0.0, 0.5, -1.0):
+        torch.manual_seed(7)
+        expected_draw = torch.rand(3)
+        torch.manual_seed(7)
         out = W.extrapolate(old, new, amount).state_dict()
+        assert torch.equal(torch.rand(3), expected_draw)  # torch's random state is left alone
         for name in params:
             assert torch.allclose(out[name], sn[name] + amount * (sn[name] - so[name]), atol=1e-6), name
         for name in buffers:  # normalisation statistics are newer's, never extrapolated
             assert torch.equal(out[name], sn[name]), name
     # -1 lands on the older model's weights, 0 on the newer's
-    assert all(torch.allclose(W.extrapolate(old, new, -1.0).state_dict()[n], so[n], atol=1e-6) for n in params)
+    back = W.extrapolate(old, new, -1.0).state_dict()
+    assert all(torch.allclose(back[n], so[n], atol=1e-6) for n in params)
     assert any(not torch.equal(so[n], sn[n]) for n in params)
+    assert all(torch.equal(v, before[k]) for k, v in new.generator.state_dict().items())  # inputs untouched
+    with pytest.raises(WeightsError, match="overflows"):
+        W.extrapolate(old, new, 1e40)
 
 
 def test_extrapolate_counts_zero_started_layers_as_zero():
@@ -176,6 +186,11 @@ def test_extrapolate_counts_zero_started_layers_as_zero():
         W.extrapolate(new, old, 0.5)
     with pytest.raises(WeightsError, match="differ in architecture"):
         W.extrapolate(old, _trained(replace(plain, base_width=8), 3), 0.5)
+    deeper = _trained(replace(plain, nonlocal_blocks=2), 4)  # a layer that does not start at zero
+    with pytest.raises(WeightsError, match="does not start at zero"):
+        W.extrapolate(old, deeper, 0.5)
+    with pytest.raises(WeightsError, match="the two differ in architecture"):
+        W.extrapolate(deeper, old, 0.5)
     with pytest.raises(WeightsError, match="finite"):
         W.extrapolate(old, _trained(plain, 2), float("inf"))
     with pytest.raises(WeightsError, match="random weights"):
@@ -206,3 +221,15 @@ def test_cli_extrapolate_writes_a_model_folder(tmp_path):
     assert (out / "model.safetensors").read_bytes() == before
     bad = CliRunner().invoke(main, [*args[:4], "nan", "-o", str(tmp_path / "nan")])
     assert bad.exit_code == 1 and "finite" in bad.output and not (tmp_path / "nan").exists()
+    # past fp16's range: refused, and nothing (not even a folder) is left behind
+    big = CliRunner().invoke(main, [*args[:4], "1e8", "-o", str(tmp_path / "big")])
+    assert big.exit_code == 1 and "not finite in float16" in big.output and not (tmp_path / "big").exists()
+
+
+def test_save_weights_refuses_non_finite_weights_and_leaves_nothing(tmp_path):
+    generator = W.random_weights("tiny").generator
+    with torch.no_grad():
+        next(generator.parameters()).view(-1)[0] = float("nan")
+    with pytest.raises(WeightsError, match="not finite"):
+        W.save_weights(generator, tmp_path / "diverged")
+    assert not (tmp_path / "diverged").exists()

@@ -597,7 +597,7 @@ def export_model(run, output, checkpoint, overwrite, raw_weights):
 @main.command("extrapolate")
 @click.argument("older")
 @click.argument("newer")
-@click.option("--by", "amount", type=float, required=True, help="How far past NEWER to go, as a fraction of the step from OLDER to NEWER (e.g. 0.375; negative values interpolate back towards OLDER).")
+@click.option("--by", "amount", type=float, required=True, help="How far past NEWER to go, as a fraction of the step from OLDER to NEWER (e.g. 0.25; keep it small; negative values interpolate back towards OLDER).")
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True, help="Model folder to write (config.json + model.safetensors).")
 @click.option("--overwrite", is_flag=True, help="Replace the model in an existing, non-empty folder.")
 def extrapolate_model(older, newer, amount, output, overwrite):

@@ -227,22 +227,38 @@ def load_weights(spec: str | os.PathLike | None = None) -> LoadedWeights:
 
 
 def save_weights(generator: Generator, folder: str | os.PathLike, *, dtype: torch.dtype = torch.float16) -> str:
-    """Write ``config.json`` + ``model.safetensors`` (fp16 by default); return the SHA-256."""
+    """Write ``config.json`` + ``model.safetensors`` (fp16 by default); return the SHA-256.
+
+    Weights that are not finite in ``dtype`` (a diverged run, or values past fp16's range)
+    are refused before anything is written; a failed write leaves no temporary files."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in generator.state_dict().items()}
+    for name, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise WeightsError(
+                f"the weights are not finite in {str(dtype).replace('torch.', '')} ({name}); nothing was written"
+            )
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{WEIGHTS_NAME}.tmp"
     tmp_config = folder / f".{CONFIG_NAME}.tmp"
-    # one metadata key: safetensors writes several in no fixed order, and the bytes (so the
-    # pinned SHA-256) of an export should depend on the weights alone
-    save_file(state, str(tmp), metadata={"vcgan_config": generator.config.to_json()})
-    tmp_config.write_text(generator.config.to_json())
-    shutil.copymode(tmp_config, tmp)  # safetensors creates its file private (0600); give it the config's mode
-    # both files complete before either is renamed into place
-    os.replace(tmp_config, folder / CONFIG_NAME)
-    os.replace(tmp, folder / WEIGHTS_NAME)
+    try:
+        # one metadata key: safetensors writes several in no fixed order, and the bytes (so the
+        # pinned SHA-256) of an export should depend on the weights alone
+        save_file(state, str(tmp), metadata={"vcgan_config": generator.config.to_json()})
+        tmp_config.write_text(generator.config.to_json())
+        shutil.copymode(tmp_config, tmp)  # safetensors creates its file private (0600); give it the config's mode
+        # both files complete before either is renamed into place
+        os.replace(tmp_config, folder / CONFIG_NAME)
+        os.replace(tmp, folder / WEIGHTS_NAME)
+    except BaseException:
+        for leftover in (tmp, tmp_config):
+            leftover.unlink(missing_ok=True)
+        if created and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
     return _sha256(folder / WEIGHTS_NAME)
 
 
@@ -255,26 +271,33 @@ def extrapolate(older: LoadedWeights, newer: LoadedWeights, amount: float) -> Ge
     Only learned parameters move: normalisation statistics and counters are ``newer``'s.
     ``newer`` may have layers that ``older`` lacks if its architecture starts them at zero
     (``skip_fusion``'s convs, which a model gains when fine-tuned into that architecture);
-    ``older`` counts as zero there. Any other difference in architecture is an error."""
+    ``older`` counts as zero there. Any other difference in architecture is an error. The
+    inputs are left as they were, and so is torch's random state."""
+    import copy
     import math
 
     if not math.isfinite(amount):
         raise WeightsError(f"the extrapolation amount must be a finite number, got {amount}")
     if not (older.trained and newer.trained):
         raise WeightsError("extrapolate between two trained models, not random weights")
+    old_state, new_state = older.generator.state_dict(), newer.generator.state_dict()
+    extra = sorted(set(old_state) - set(new_state))
+    if extra:
+        listed = f"{', '.join(extra[:3])}{', …' if len(extra) > 3 else ''}"
+        swapped = set(new_state) - set(old_state) == set() and _zero_at_start(older.config, extra)
+        raise WeightsError(
+            f"{older.source} has layers that {newer.source} lacks ({listed}); "
+            + ("give the older model first" if swapped else "the two differ in architecture")
+        )
     parameters = {name for name, _ in newer.generator.named_parameters()}
-    old_state = older.generator.state_dict()
-    with torch.random.fork_rng(devices=[]):
-        fresh = Generator(newer.config).state_dict()  # how newer's architecture starts its layers
-    out = Generator(newer.config)
     state = {}
-    for name, new in newer.generator.state_dict().items():
+    for name, new in new_state.items():
         if name not in parameters:
             state[name] = new
             continue
         old = old_state.get(name)
         if old is None:
-            if torch.count_nonzero(fresh[name]):
+            if not _zero_at_start(newer.config, [name]):
                 raise WeightsError(
                     f"{older.source} has no {name!r}, which {newer.source}'s architecture does not start at "
                     "zero: extrapolate between two rounds of training of the same model"
@@ -285,12 +308,17 @@ def extrapolate(older: LoadedWeights, newer: LoadedWeights, amount: float) -> Ge
                 f"{older.source} and {newer.source} differ in architecture ({name}: "
                 f"{tuple(old.shape)} against {tuple(new.shape)})"
             )
-        state[name] = new.float() + amount * (new.float() - old.float())
-    extra = sorted(set(old_state) - set(state))
-    if extra:
-        raise WeightsError(
-            f"{older.source} has layers that {newer.source} lacks ({', '.join(extra[:3])}{', …' if len(extra) > 3 else ''}); "
-            "give the older model first"
-        )
+        value = new.float() + amount * (new.float() - old.float())
+        if not bool(torch.isfinite(value).all()):
+            raise WeightsError(f"extrapolating by {amount:g} overflows ({name}); use a smaller amount")
+        state[name] = value
+    out = copy.deepcopy(newer.generator)
     out.load_state_dict(state)
     return out.eval()
+
+
+def _zero_at_start(config: ModelConfig, names: list[str]) -> bool:
+    """Whether a freshly built generator of ``config`` starts all the tensors ``names`` at zero."""
+    with torch.random.fork_rng(devices=[]):
+        fresh = Generator(config).state_dict()
+    return all(name in fresh and not torch.count_nonzero(fresh[name]) for name in names)

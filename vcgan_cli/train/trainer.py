@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import random
 import time
@@ -549,7 +550,7 @@ class Trainer:
                 self.ema.eval()
         mean = report["rows"][report["method"]]["mean"]
         value = mean.get(c.best_metric)
-        better = value is not None and (
+        better = value is not None and math.isfinite(value) and (  # a diverged model is never the best
             self.best is None or (value < self.best if c.best_metric == "warp-error" else value > self.best)
         )
         if better:
