@@ -607,14 +607,13 @@ def extrapolate_model(older, newer, amount, output, overwrite):
     hf-hub:owner/repo), NEWER trained from OLDER. Only the learned weights move (ExPO, Zheng
     et al. 2024). Score the result on held-out clips (vcgan bench) before trusting it.
     """
-    from .weights import extrapolate, load_weights, save_weights
+    from .weights import check_model_folder, extrapolate, load_weights, save_weights
 
-    if output.exists() and not output.is_dir():
-        _fail(f"{output} is a file; give a folder to write the model in")
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        _fail(f"{output} exists and is not empty; pass --overwrite to replace the model in it")
-    generator = _run(lambda: extrapolate(load_weights(older), load_weights(newer), amount))
-    sha = _run(lambda: save_weights(generator, output))
+    def write() -> str:
+        check_model_folder(output, overwrite)
+        return save_weights(extrapolate(load_weights(older), load_weights(newer), amount), output)
+
+    sha = _run(write)
     _say("[green]wrote[/]", f"{output}/model.safetensors = {newer} + {amount:g} x ({newer} - {older}) (fp16, sha256 {sha})")
 
 

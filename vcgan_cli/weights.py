@@ -226,6 +226,17 @@ def load_weights(spec: str | os.PathLike | None = None) -> LoadedWeights:
     )
 
 
+def check_model_folder(folder: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse to write a model where it would replace something unasked: ``folder`` must be
+    absent, empty, or ``overwrite`` given; never a file."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise WeightsError(f"{folder} is a file; give a folder to write the model in")
+    if folder.exists() and any(folder.iterdir()) and not overwrite:
+        raise WeightsError(f"{folder} exists and is not empty; pass --overwrite to replace the model in it")
+    return folder
+
+
 def save_weights(generator: Generator, folder: str | os.PathLike, *, dtype: torch.dtype = torch.float16) -> str:
     """Write ``config.json`` + ``model.safetensors`` (fp16 by default); return the SHA-256.
 
@@ -284,25 +295,21 @@ def extrapolate(older: LoadedWeights, newer: LoadedWeights, amount: float) -> Ge
     extra = sorted(set(old_state) - set(new_state))
     if extra:
         listed = f"{', '.join(extra[:3])}{', …' if len(extra) > 3 else ''}"
-        swapped = set(new_state) - set(old_state) == set() and _zero_at_start(older.config, extra)
-        raise WeightsError(
-            f"{older.source} has layers that {newer.source} lacks ({listed}); "
-            + ("give the older model first" if swapped else "the two differ in architecture")
-        )
+        hint = "give the older model first" if _zero_at_start(older.config, extra) else "the two differ in architecture"
+        raise WeightsError(f"{older.source} has layers that {newer.source} lacks ({listed}); {hint}")
     parameters = {name for name, _ in newer.generator.named_parameters()}
+    missing = sorted(parameters - set(old_state))
+    if missing and not _zero_at_start(newer.config, missing):
+        raise WeightsError(
+            f"{older.source} lacks layers ({', '.join(missing[:3])}) that {newer.source}'s architecture does not "
+            "start at zero: extrapolate between two rounds of training of the same model"
+        )
     state = {}
     for name, new in new_state.items():
         if name not in parameters:
             state[name] = new
             continue
-        old = old_state.get(name)
-        if old is None:
-            if not _zero_at_start(newer.config, [name]):
-                raise WeightsError(
-                    f"{older.source} has no {name!r}, which {newer.source}'s architecture does not start at "
-                    "zero: extrapolate between two rounds of training of the same model"
-                )
-            old = torch.zeros_like(new)
+        old = old_state[name] if name in old_state else torch.zeros_like(new)
         if old.shape != new.shape:
             raise WeightsError(
                 f"{older.source} and {newer.source} differ in architecture ({name}: "

@@ -145,6 +145,14 @@ def temporal_losses(
 REBALANCE_BY = ("colour", "chroma")
 
 
+def check_rebalance(mix, by) -> None:
+    """One-line errors for settings ColourRarity cannot take."""
+    if not isinstance(mix, (int, float)) or isinstance(mix, bool) or not 0.0 <= mix < 1.0:
+        raise VcganError(f"rebalance must be at least 0 and below 1, got {mix!r}")
+    if by not in REBALANCE_BY:
+        raise VcganError(f"rebalance-by must be one of {', '.join(REBALANCE_BY)}, got {by!r}")
+
+
 class ColourRarity:
     """Per-pixel weights for the L1 colour term from the rarity of each pixel's true colour.
 
@@ -166,10 +174,7 @@ class ColourRarity:
     bins = 32
 
     def __init__(self, mix: float, device: torch.device | str = "cpu", by: str = "colour"):
-        if not 0.0 <= mix < 1.0:
-            raise VcganError(f"rebalance must be at least 0 and below 1, got {mix!r}")
-        if by not in REBALANCE_BY:
-            raise VcganError(f"rebalance-by must be one of {', '.join(REBALANCE_BY)}, got {by!r}")
+        check_rebalance(mix, by)
         self.mix, self.by = float(mix), by
         self.shape = (self.bins, self.bins) if by == "colour" else (1, self.bins)
         self.counts = torch.zeros(self.shape[0] * self.shape[1], dtype=torch.float64, device=device)

@@ -27,7 +27,7 @@ from torch import nn
 from ..errors import VcganError
 from ..models import VARIANTS, Discriminator, Generator, ModelConfig
 from ..colour import rgb_to_gray_tensor
-from .losses import PERCEPTUAL_WEIGHTS, REBALANCE_BY, ColourRarity, build_perceptual, perceptual_loss, resolve_perceptual, temporal_losses
+from .losses import PERCEPTUAL_WEIGHTS, ColourRarity, check_rebalance, build_perceptual, perceptual_loss, resolve_perceptual, temporal_losses
 
 #: The paper's defaults per stage (SPEC.md "Schedule"); every one can be overridden.
 STAGE_DEFAULTS = {
@@ -130,10 +130,7 @@ class TrainConfig:
             value = getattr(c, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise VcganError(f"{name.replace('_', '-')} must be a non-negative number, got {value!r}")
-        if not isinstance(c.rebalance, (int, float)) or isinstance(c.rebalance, bool) or not 0.0 <= c.rebalance < 1.0:
-            raise VcganError(f"rebalance must be at least 0 and below 1, got {c.rebalance!r}")
-        if c.rebalance_by not in REBALANCE_BY:
-            raise VcganError(f"rebalance-by must be one of {', '.join(REBALANCE_BY)}, got {c.rebalance_by!r}")
+        check_rebalance(c.rebalance, c.rebalance_by)
         if not isinstance(c.ema_decay, (int, float)) or not 0.0 <= c.ema_decay < 1.0:
             raise VcganError(f"ema-decay must be at least 0 and below 1, got {c.ema_decay!r}")
         if not 0.0 <= c.synthetic <= 1.0:
@@ -665,11 +662,9 @@ def export(
     """Write a run's generator as ``config.json`` + fp16 ``model.safetensors``; returns the
     folder, the SHA-256 of the weights and what was exported. A checkpoint's moving average of
     the weights is exported where the run kept one, unless ``average`` is False."""
-    from ..weights import load_weights, save_weights
+    from ..weights import check_model_folder, load_weights, save_weights
 
-    run, out = Path(run), Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise VcganError(f"{out} exists and is not empty; pass --overwrite to replace the model in it")
+    run, out = Path(run), check_model_folder(out, overwrite)
     best = run / "best" / "model.safetensors"
     if which == "best" and best.is_file():
         try:
