@@ -216,6 +216,11 @@ def test_bad_settings_and_export_safety(tmp_path, photos):
     with pytest.raises(VcganError, match="--overwrite"):
         export(run, tmp_path / "m")
     assert export(run, tmp_path / "m", "step-0000001.pt", overwrite=True)[1] == sha
+    afile = tmp_path / "notes.txt"
+    afile.write_text("keep me")
+    with pytest.raises(VcganError, match="is a file; give a folder"):
+        export(run, afile, overwrite=True)
+    assert afile.read_text() == "keep me"
 
 
 def test_perceptual_weight_defaults_per_feature_network(photos):
