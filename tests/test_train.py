@@ -15,7 +15,7 @@ from media_fixtures import make_clip, probe
 from vcgan_cli.cli import main
 from vcgan_cli.errors import VcganError
 from vcgan_cli.train.data import flow_pairs, warp_tensor
-from vcgan_cli.train.losses import ColourRarity, temporal_losses
+from vcgan_cli.train.losses import REBALANCE_BY, ColourRarity, temporal_losses
 from vcgan_cli.train.trainer import TrainConfig, Trainer
 
 
@@ -348,6 +348,14 @@ def test_rebalance_weighs_the_l1_term_and_resumes_with_its_counts(tmp_path, phot
     resumed._lock.close()  # that run has ended
     other = Trainer(TrainConfig(out=str(tmp_path / "part")), resume=True, overrides={"steps": 5, "rebalance_by": "chroma"})
     assert other.rarity.by == "chroma" and other.rarity.counts.sum() == 0
+    # a checkpoint saved before --rebalance-by existed counted colours: its counts carry on
+    other._lock.close()
+    last = tmp_path / "whole" / "checkpoints" / "last.pt"
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    del state["colour_counts"]["by"]
+    torch.save(state, last)
+    older = Trainer(TrainConfig(out=str(tmp_path / "whole")), resume=True, overrides={"steps": 5})
+    assert older.rarity.by == "colour" and older.rarity.counts.sum() == 4 * 2 * 128 * 128
 
     for bad in (1.0, -0.1, "0.5"):
         with pytest.raises(VcganError, match="rebalance"):
@@ -363,6 +371,8 @@ def test_rebalance_weighs_the_l1_term_and_resumes_with_its_counts(tmp_path, phot
     assert saved["rebalance"] == 0.2 and saved["rebalance_by"] == "chroma"
     with pytest.raises(VcganError, match="rebalance-by"):
         Trainer(config(tmp_path / "badby", photos, stage=1, rebalance=0.2, rebalance_by="hue"))
+    option = next(p for p in main.commands["train"].params if p.name == "rebalance_by")
+    assert tuple(option.type.choices) == REBALANCE_BY  # the CLI's literal list (no torch at --help) is the trainer's
     result = CliRunner().invoke(main, [*base, "--rebalance", "1", "--out", str(tmp_path / "cli1")])
     assert result.exit_code != 0 and "--rebalance" in result.output
 

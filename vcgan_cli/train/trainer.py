@@ -443,8 +443,9 @@ class Trainer:
         self.step = state["step"]
         self.best = state.get("best")
         counts = state.get("colour_counts")
-        if self.rarity is not None and counts is not None and counts.get("by") == self.rarity.by:
-            self.rarity.load_state_dict(counts)  # else (turned on, or counting otherwise now): counts restart
+        if self.rarity is not None and counts is not None and counts.get("by", "colour") == self.rarity.by:
+            # no "by": saved before --rebalance-by, so colour; turned on or counting otherwise now: afresh
+            self.rarity.load_state_dict(counts)
         _set_rng_state(state["rng"])
         self.say(f"resumed at step {self.step}")
 
