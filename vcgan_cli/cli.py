@@ -326,7 +326,7 @@ def image(inputs, raw_output, model, size, raw, device, precision, overwrite, qu
         sys.exit(1)
 
 
-BENCH_METRICS = ("psnr", "ssim", "warp-error", "cdc", "colourfulness", "speed")
+BENCH_METRICS = ("psnr", "ssim", "warp-error", "cdc", "colourfulness", "chroma-error", "cast", "purple", "speed")
 
 
 @main.command()
@@ -404,8 +404,9 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
     out = Console(highlight=False)
     if "quality" in report and not quiet:
         q = report["quality"]
-        cols = [m for m in ("psnr", "ssim", "warp-error", "cdc", "colourfulness") if m in q["metrics"]]
-        fmt = {"psnr": "{:.2f}", "ssim": "{:.4f}", "warp-error": "{:.5f}", "cdc": "{:.5f}", "colourfulness": "{:.1f}"}
+        cols = [m for m in BENCH_METRICS if m in q["metrics"]]
+        fmt = {"psnr": "{:.2f}", "ssim": "{:.4f}", "warp-error": "{:.5f}", "cdc": "{:.5f}", "colourfulness": "{:.1f}",
+               "chroma-error": "{:.2f}", "cast": "{:.2f}", "purple": "{:.2f}"}
         table = Table(title=f"Quality on {len(q['clips'])} clip(s) of {data}")
         table.add_column("method")
         table.add_column("clip")
@@ -620,13 +621,13 @@ def extrapolate_model(older, newer, amount, output, overwrite):
 @main.command("models")
 def list_models():
     """List the models: shipped weights and the architectures."""
-    from .models import VARIANTS, Generator, count_parameters
+    from .models import VARIANTS, build_generator, count_parameters
     from .weights import DEFAULT_MODEL, REGISTRY, weights_dir
 
     out = Console(highlight=False)
     for name, cfg in VARIANTS.items():
         shipped = name in REGISTRY and (weights_dir() / REGISTRY[name].folder).is_dir()
-        params = count_parameters(Generator(cfg)) / 1e6
+        params = count_parameters(build_generator(cfg)) / 1e6
         status = "shipped weights" if shipped else ("random weights" if name == "tiny" else "no weights shipped yet")
         default = " (default)" if name == DEFAULT_MODEL else ""
         out.print(f"{name:<12}{default:<10} {params:7.2f} M params, {cfg.extractor} extractors — {status}")

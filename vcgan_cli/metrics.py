@@ -17,7 +17,10 @@ from .flow import estimate_flow, occlusion_mask, to_u8, warp
 #: PSNR reported for identical images (instead of infinity).
 PSNR_CAP = 100.0
 CDC_STEPS = (1, 2, 4)
-METRICS = ("psnr", "ssim", "warp-error", "cdc", "colourfulness")
+METRICS = ("psnr", "ssim", "warp-error", "cdc", "colourfulness", "chroma-error", "cast", "purple")
+#: Hue range (CIELAB degrees) and least chroma counted as purple-magenta by the "purple" metric.
+PURPLE_HUES = (260.0, 340.0)
+PURPLE_CHROMA = 10.0
 
 
 def psnr(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -52,6 +55,40 @@ def colourfulness(rgb: np.ndarray) -> float:
     rg = r - g
     yb = 0.5 * (r + g) - b
     return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def _cbcr(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from .colour import rgb_to_ycbcr
+
+    _, cb, cr = rgb_to_ycbcr(rgb.astype(np.float32))
+    return cb, cr
+
+
+def chroma_error(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Mean per-pixel distance between the two (Cb, Cr), ×100 (chroma in [-0.5, 0.5]): how
+    far the colour is from the truth's, pixel for pixel; the grayscale input scores the
+    truth's own mean chroma."""
+    pcb, pcr = _cbcr(pred)
+    gcb, gcr = _cbcr(gt)
+    return float(np.mean(np.hypot(pcb - gcb, pcr - gcr)) * 100.0)
+
+
+def cast(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Distance between the frame's mean (Cb, Cr) and the truth's, ×100: a colour cast over
+    the whole picture (0 for the truth)."""
+    pcb, pcr = _cbcr(pred)
+    gcb, gcr = _cbcr(gt)
+    return float(np.hypot(pcb.mean() - gcb.mean(), pcr.mean() - gcr.mean()) * 100.0)
+
+
+def purple_share(rgb: np.ndarray) -> float:
+    """Percentage of pixels with a strong (CIELAB chroma > 10) purple-magenta hue (260–340°),
+    the colour an unsure colouriser paints goats and grass in."""
+    lab = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.float32).clip(0, 1), cv2.COLOR_RGB2LAB)
+    a, b = lab[..., 1], lab[..., 2]
+    hue = np.degrees(np.arctan2(b, a)) % 360.0
+    strong = (np.hypot(a, b) > PURPLE_CHROMA) & (hue >= PURPLE_HUES[0]) & (hue <= PURPLE_HUES[1])
+    return float(strong.mean() * 100.0)
 
 
 def _histograms(rgb: np.ndarray) -> np.ndarray:
@@ -106,6 +143,9 @@ class ClipScorer:
     ssim: list[float] = field(default_factory=list)
     warp: list[float] = field(default_factory=list)
     colourfulness: list[float] = field(default_factory=list)
+    chroma: list[float] = field(default_factory=list)
+    casts: list[float] = field(default_factory=list)
+    purple: list[float] = field(default_factory=list)
     cdc_terms: dict[int, list[float]] = field(default_factory=lambda: {d: [] for d in CDC_STEPS})
     metrics: tuple[str, ...] = METRICS
     _prev: np.ndarray | None = None
@@ -120,6 +160,12 @@ class ClipScorer:
             self.ssim.append(ssim(pred, gt))
         if "colourfulness" in self.metrics:
             self.colourfulness.append(colourfulness(pred))
+        if "chroma-error" in self.metrics:
+            self.chroma.append(chroma_error(pred, gt))
+        if "cast" in self.metrics:
+            self.casts.append(cast(pred, gt))
+        if "purple" in self.metrics:
+            self.purple.append(purple_share(pred))
         if "warp-error" in self.metrics:
             if ref.flow is not None and self._prev is not None:
                 diff = ((pred - warp(self._prev, ref.flow)) ** 2).sum(-1)
@@ -148,5 +194,8 @@ class ClipScorer:
             out["cdc"] = float(np.mean(per_d)) if per_d else None
         if "colourfulness" in self.metrics:
             out["colourfulness"] = mean(self.colourfulness)
-        out["frames"] = len(self.psnr or self.ssim or self.colourfulness or self.warp) or None
+        for name, values in (("chroma-error", self.chroma), ("cast", self.casts), ("purple", self.purple)):
+            if name in self.metrics:
+                out[name] = mean(values)
+        out["frames"] = len(self.psnr or self.ssim or self.colourfulness or self.chroma or self.purple or self.warp) or None
         return out

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from .errors import WeightsError
-from .models import VARIANTS, Generator, ModelConfig
+from .models import VARIANTS, Generator, ModelConfig, build_generator
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -113,7 +113,7 @@ def _load_pair(folder: Path, weights: Path, source: str, sha256: str | None = No
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{weights} is not a readable safetensors file ({exc}); re-export or re-download it") from None
-    generator = Generator(config)
+    generator = build_generator(config)
     expected = generator.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -141,7 +141,7 @@ def random_weights(name: str, seed: int = RANDOM_SEED) -> LoadedWeights:
     config = VARIANTS[name]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        generator = Generator(config)
+        generator = build_generator(config)
     return LoadedWeights(config, generator.eval(), f"random weights (seed {seed})", trained=False)
 
 
@@ -327,5 +327,5 @@ def extrapolate(older: LoadedWeights, newer: LoadedWeights, amount: float) -> Ge
 def _zero_at_start(config: ModelConfig, names: list[str]) -> bool:
     """Whether a freshly built generator of ``config`` starts all the tensors ``names`` at zero."""
     with torch.random.fork_rng(devices=[]):
-        fresh = Generator(config).state_dict()
+        fresh = build_generator(config).state_dict()
     return all(name in fresh and not torch.count_nonzero(fresh[name]) for name in names)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from vcgan_cli.bench import GRAY_ROW, GT_ROW, evaluate_quality
-from vcgan_cli.models import Generator
+from vcgan_cli.models import build_generator
 from vcgan_cli.runtime import Colorizer
 from vcgan_cli.train.trainer import load_generator_state
 from vcgan_cli.weights import LoadedWeights, load_weights, save_weights
@@ -66,7 +66,7 @@ def main() -> None:
         write_report()  # the parts and their SHA-256 on record together
 
     for src in args.candidates:
-        g = Generator(config)
+        g = build_generator(config)
         g.load_state_dict(load_generator_state(src))  # a checkpoint's moving average, or a model
         g = g.to(device).eval()
         model = Colorizer(LoadedWeights(g.config, g, src, True), device, torch.float32)

@@ -9,7 +9,12 @@ from typing import Any
 from ..errors import WeightsError
 
 EXTRACTORS = ("resnet50-in", "efficientnet-lite0", "tiny")
-FORMAT_VERSION = 2  # 2: skip_fusion
+FORMAT_VERSION = 3  # 2: skip_fusion; 3: mainstream "encoder" (vcgan-lite v1) and its fields
+MAINSTREAMS = ("unet", "encoder")
+CHROMA_HEADS = ("regress", "classes")
+#: The fields of the "encoder" mainstream; written to config.json only for that design, so the
+#: U-Net models' files stay readable by the vcgan versions before it.
+ENCODER_FIELDS = ("mainstream", "chroma_head", "chroma_scale", "chroma_bins", "anneal_t", "pfe_width", "guide_radius", "guide_eps")
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,20 @@ class ModelConfig:
     #: (zero-initialised 1×1 convs), not only its 1/32 features at the bottleneck as in the
     #: paper: pretrained semantics reach the colour at a finer scale (vcgan-lite).
     skip_fusion: bool = False
+    #: "unet": the paper's from-scratch U-Net mainstream (RGB out). "encoder": vcgan-lite v1,
+    #: the global extractor's own multi-scale features as the encoder, chroma out
+    #: (models/chroma.py); base_width is then its decoder's width unit.
+    mainstream: str = "unet"
+    #: "encoder" only: how the chroma is predicted ("regress": (Cb, Cr) directly; "classes": a
+    #: distribution over a chroma_bins² grid, decoded by the annealed mean at anneal_t), at
+    #: 1/chroma_scale of the working size, guided up by the luma (guide_radius, guide_eps).
+    chroma_head: str = "regress"
+    chroma_scale: int = 4
+    chroma_bins: int = 16
+    anneal_t: float = 0.38
+    pfe_width: int = 32
+    guide_radius: int = 1
+    guide_eps: float = 1e-3
     format_version: int = dataclasses.field(default=FORMAT_VERSION, compare=False)  # of the file, not the network
 
     def __post_init__(self) -> None:
@@ -37,6 +56,17 @@ class ModelConfig:
             raise WeightsError(f"config: nonlocal_blocks must be 0..3, got {self.nonlocal_blocks}")
         if self.base_width < 1 or self.extractor_channels < 1:
             raise WeightsError("config: widths must be positive")
+        if self.mainstream not in MAINSTREAMS:
+            raise WeightsError(f"config: unknown mainstream {self.mainstream!r} (known: {', '.join(MAINSTREAMS)})")
+        if self.mainstream == "encoder":
+            if self.chroma_head not in CHROMA_HEADS:
+                raise WeightsError(f"config: unknown chroma_head {self.chroma_head!r} (known: {', '.join(CHROMA_HEADS)})")
+            if self.chroma_scale not in (4, 8):
+                raise WeightsError(f"config: chroma_scale must be 4 or 8, got {self.chroma_scale}")
+            if not 2 <= self.chroma_bins <= 64 or self.pfe_width < 2 or self.guide_radius < 0:
+                raise WeightsError("config: chroma_bins must be 2..64, pfe_width at least 2, guide_radius at least 0")
+            if not (0 < self.anneal_t <= 10 and 0 < self.guide_eps < 1):
+                raise WeightsError("config: anneal_t must be in (0, 10] and guide_eps in (0, 1)")
         if self.format_version > FORMAT_VERSION:
             raise WeightsError(
                 f"config: format version {self.format_version} is newer than this vcgan understands; upgrade vcgan"
@@ -44,7 +74,13 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        if not self.skip_fusion:  # readable by the vcgan versions before skip fusion, as it was
+        if self.mainstream == "encoder":  # format 3, every field
+            return data
+        # U-Net models are written as the vcgan versions before the encoder design read them
+        for key in ENCODER_FIELDS:
+            del data[key]
+        data["format_version"] = min(self.format_version, 2)
+        if not self.skip_fusion:  # ... and before skip fusion, as it was
             del data["skip_fusion"]
             data["format_version"] = min(self.format_version, 1)
         return data
@@ -76,4 +112,17 @@ VARIANTS: dict[str, ModelConfig] = {
         name="vcgan-lite", base_width=16, extractor="efficientnet-lite0", extractor_channels=256, skip_fusion=True
     ),
     "tiny": ModelConfig(name="tiny", base_width=4, extractor="tiny", extractor_channels=8, nonlocal_blocks=1),
+    # vcgan-lite v1 candidates (models/chroma.py); tiny-v1 tests their plumbing
+    "vcgan-lite-v1": ModelConfig(
+        name="vcgan-lite", base_width=32, extractor="efficientnet-lite0", extractor_channels=256,
+        nonlocal_blocks=0, mainstream="encoder", chroma_head="regress",
+    ),
+    "vcgan-lite-v1c": ModelConfig(
+        name="vcgan-lite", base_width=32, extractor="efficientnet-lite0", extractor_channels=256,
+        nonlocal_blocks=0, mainstream="encoder", chroma_head="classes",
+    ),
+    "tiny-v1": ModelConfig(
+        name="tiny-v1", base_width=4, extractor="tiny", extractor_channels=8, nonlocal_blocks=0,
+        mainstream="encoder", chroma_head="classes", chroma_bins=4, pfe_width=4,
+    ),
 }

@@ -199,13 +199,16 @@ class EfficientNetLite0(_FreezableBN):
     #: Indices of the last blocks at 1/8 (40 channels) and 1/16 (112 channels).
     SKIP_BLOCKS = (4, 10)
 
-    def forward_multi(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The head features and the outputs of :data:`SKIP_BLOCKS`."""
+    #: Indices of the last blocks at 1/4 (24 channels), 1/8 (40) and 1/16 (112).
+    PYRAMID_BLOCKS = (2, 4, 10)
+
+    def forward_multi(self, x: torch.Tensor, blocks: tuple[int, ...] = SKIP_BLOCKS) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The head features and the outputs of ``blocks`` (default :data:`SKIP_BLOCKS`)."""
         x = self._act(self._bn0(self._conv_stem(x)))
         skips = []
         for i, block in enumerate(self._blocks):
             x = block(x)
-            if i in self.SKIP_BLOCKS:
+            if i in blocks:
                 skips.append(x)
         return self._act(self._bn1(self._conv_head(x))), skips
 
@@ -245,6 +248,7 @@ class EfficientNetLite0Extractor(_FreezableBN):
 
     stride = 32
     skip_channels = (40, 112)
+    pyramid_channels = (24, 40, 112)
 
     def __init__(self, out_channels: int):
         super().__init__()
@@ -277,14 +281,22 @@ class EfficientNetLite0Extractor(_FreezableBN):
 
     def forward_multi(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """The projected 1/32 features, and the backbone's own features at 1/8 and 1/16."""
+        head, (s8, s16) = self.backbone.forward_multi(self._normalise(x))
+        return self.act(self.proj(head)), (s8, s16)
+
+    def forward_pyramid(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """The projected 1/32 features, and the backbone's own at 1/4, 1/8 and 1/16
+        (:data:`pyramid_channels`): the encoder of vcgan-lite v1's mainstream."""
+        head, feats = self.backbone.forward_multi(self._normalise(x), EfficientNetLite0.PYRAMID_BLOCKS)
+        return self.act(self.proj(head)), tuple(feats)
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] not in (1, 3):
             raise ValueError(f"expected (B, 1 or 3, H, W), got {tuple(x.shape)}")
         x = (x + 1) * 0.5
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        x = (x - self.mean) / self.std
-        head, (s8, s16) = self.backbone.forward_multi(x)
-        return self.act(self.proj(head)), (s8, s16)
+        return (x - self.mean) / self.std
 
 
 def build_extractor(out_channels: int, pretrained: bool = False) -> nn.Module:

@@ -78,6 +78,7 @@ class TinyExtractor(nn.Module):
     def __init__(self, out_channels: int = 16, width: int = 8):
         super().__init__()
         self.skip_channels = (2 * width, 2 * width)
+        self.pyramid_channels = (width, 2 * width, 2 * width)
         chans = [1, width, width, 2 * width, 2 * width, 4 * width]
         self.body = nn.Sequential(*[conv_block(a, b, 4, 2) for a, b in zip(chans[:-1], chans[1:])])
         self.head = conv_block(chans[-1], out_channels, 1, norm=False)
@@ -89,6 +90,12 @@ class TinyExtractor(nn.Module):
         s8 = self.body[:3](x[:, :1])
         s16 = self.body[3](s8)
         return self.head(self.body[4](s16)), (s8, s16)
+
+    def forward_pyramid(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        s4 = self.body[:2](x[:, :1])
+        s8 = self.body[2](s4)
+        s16 = self.body[3](s8)
+        return self.head(self.body[4](s16)), (s4, s8, s16)
 
 
 def build_extractor(kind: str, out_channels: int, pretrained: bool = False) -> nn.Module:

@@ -93,6 +93,16 @@ class Generator(nn.Module):
         return self.out(torch.cat((u, d0), 1))
 
 
+def build_generator(config: ModelConfig) -> nn.Module:
+    """The generator a config describes: the paper's U-Net (:class:`Generator`) or vcgan-lite
+    v1's encoder design (:class:`~vcgan_cli.models.chroma.EncoderGenerator`)."""
+    if config.mainstream == "encoder":
+        from .chroma import EncoderGenerator
+
+        return EncoderGenerator(config)
+    return Generator(config)
+
+
 class Discriminator(nn.Module):
     """70×70 PatchGAN on (grayscale, colour): spectral norm everywhere, IN except first and
     last, a non-local block after the strided convs. 30×30 score map for a 256×256 input."""

@@ -221,3 +221,17 @@ class ColourRarity:
 
     def load_state_dict(self, state: dict) -> None:
         self.counts = state["counts"].to(self.counts)
+
+
+def class_loss(logits: torch.Tensor, real: torch.Tensor, bins, rarity: ColourRarity | None = None) -> torch.Tensor:
+    """Cross-entropy of a classification chroma head: ``logits`` (N, Q², h, w) against the true
+    RGB ``real`` (N, 3, H, W) in [-1, 1], area-averaged to (h, w) and soft-encoded on the bin
+    grid (``bins``: models.chroma.ChromaBins); each pixel weighed by ``rarity`` where given."""
+    from ..models.chroma import rgb_to_cbcr_tensor
+
+    small = F.adaptive_avg_pool2d(real.float(), logits.shape[-2:])
+    target = bins.encode(rgb_to_cbcr_tensor((small + 1.0) * 0.5))
+    ce = -(target * torch.log_softmax(logits.float(), 1)).sum(1, keepdim=True)
+    if rarity is not None:
+        ce = ce * rarity(small)
+    return ce.mean()

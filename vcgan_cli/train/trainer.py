@@ -25,9 +25,9 @@ import torch.distributed as dist
 from torch import nn
 
 from ..errors import VcganError
-from ..models import VARIANTS, Discriminator, Generator, ModelConfig
+from ..models import VARIANTS, Discriminator, Generator, ModelConfig, build_generator
 from ..colour import rgb_to_gray_tensor
-from .losses import PERCEPTUAL_WEIGHTS, ColourRarity, check_rebalance, build_perceptual, perceptual_loss, resolve_perceptual, temporal_losses
+from .losses import PERCEPTUAL_WEIGHTS, ColourRarity, check_rebalance, build_perceptual, class_loss, perceptual_loss, resolve_perceptual, temporal_losses
 
 #: The paper's defaults per stage (SPEC.md "Schedule"); every one can be overridden.
 STAGE_DEFAULTS = {
@@ -68,6 +68,12 @@ class TrainConfig:
     # rarity of the (Cb, Cr) colour ("colour", Zhang et al.'s) or of its magnitude ("chroma").
     rebalance: float = 0.0
     rebalance_by: str = "colour"
+    # Architectures with a classification chroma head (ModelConfig.chroma_head "classes"): the
+    # weight of the cross-entropy of the predicted chroma distribution against the true chroma
+    # (soft-encoded on the bin grid), each pixel weighed by its colour's rarity with this mix
+    # (Zhang et al. 2016's 0.5; 0 plain cross-entropy).
+    w_class: float = 1.0
+    class_rebalance: float = 0.5
     # Losses compare what the user gets: the output's colour on the source's own luma (plus an
     # L1 term keeping the network's luma on the input's). False: the raw RGB, as in the paper.
     keep_luma: bool = True
@@ -126,7 +132,9 @@ class TrainConfig:
             raise VcganError(f"critic-warmup must be a whole number of steps, at least 0, got {c.critic_warmup!r}")
         if c.critic_warmup and c.stage != 2:
             raise VcganError("--critic-warmup is for stage 2 (stage 1 has no critic)")
-        for name in ("lr_g", "lr_d", "alpha", "w_l1", "w_perceptual", "w_gan", "w_short", "w_long"):
+        if not 0.0 <= c.class_rebalance < 1.0:
+            raise VcganError(f"class-rebalance must be at least 0 and below 1, got {c.class_rebalance!r}")
+        for name in ("w_class", "lr_g", "lr_d", "alpha", "w_l1", "w_perceptual", "w_gan", "w_short", "w_long"):
             value = getattr(c, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise VcganError(f"{name.replace('_', '-')} must be a non-negative number, got {value!r}")
@@ -290,7 +298,7 @@ class Trainer:
         torch.manual_seed(c.seed)
 
         # models
-        self.generator = Generator(architecture(c.model, c.skip_fusion)).to(device)
+        self.generator = build_generator(architecture(c.model, c.skip_fusion)).to(device)
         if not resume:
             self._initialise(c)
         for ext in (self.generator.gfe, self.generator.pfe):
@@ -298,7 +306,8 @@ class Trainer:
                 ext.freeze_bn = True
         if c.freeze_extractors:
             for ext in (self.generator.gfe, self.generator.pfe):
-                getattr(ext, "backbone", ext).requires_grad_(False)
+                if self.generator.config.mainstream == "unet" or hasattr(ext, "backbone"):  # v1's lean PFE is not one
+                    getattr(ext, "backbone", ext).requires_grad_(False)
         self.pairs = D.flow_pairs(c.frames) if c.stage == 2 else []
         self.unroll = Unroll(self.generator, D.warp_tensor).to(device)
         self.critic = Discriminator(c.critic_width).to(device) if c.stage == 2 else None
@@ -312,6 +321,10 @@ class Trainer:
         if self.perceptual is not None:
             self.perceptual.to(device)
         self.rarity = ColourRarity(c.rebalance, device, by=c.rebalance_by) if c.rebalance > 0 else None
+        self.bins = getattr(self.generator, "bins", None)  # a classification chroma head's grid
+        self.class_rarity = (
+            ColourRarity(c.class_rebalance, device) if self.bins is not None and c.class_rebalance > 0 else None
+        )
         self.step = 0
         self._stop_reason: str | None = None  # set by request_stop
         self.best: float | None = None
@@ -363,7 +376,8 @@ class Trainer:
         arch: ModelConfig = VARIANTS[c.model]
         if c.pretrained and arch.extractor == "efficientnet-lite0":
             for ext in (self.generator.gfe, self.generator.pfe):
-                ext.load_imagenet()
+                if hasattr(ext, "load_imagenet"):  # not v1's lean PFE
+                    ext.load_imagenet()
             self.say("extractors: ImageNet EfficientNet-Lite0")
         elif arch.extractor == "resnet50-in" and c.resnet50_in:
             state = torch.load(c.resnet50_in, map_location="cpu", weights_only=True)
@@ -468,9 +482,15 @@ class Trainer:
             flows = batch["flows"].to(self.device, non_blocking=True)
         losses: dict[str, torch.Tensor] = {}
         warmup = self.critic is not None and self.step < c.critic_warmup  # only the critic learns
+        if self.bins is not None:
+            self.generator.logits_log = []  # each frame's chroma logits, for the class loss
         with self._amp(), torch.set_grad_enabled(not warmup):
             outputs = self.unroll(gray, flows, self.pairs) if warmup else self.unroll_ddp(gray, flows, self.pairs)
             fake = torch.stack(outputs, 1).flatten(0, 1).float()
+        logits = None
+        if self.bins is not None:
+            logits = torch.stack(self.generator.logits_log, 1).flatten(0, 1) if self.generator.logits_log else None
+            self.generator.logits_log = None
         real = rgb.flatten(0, 1)
         flat_gray = gray.flatten(0, 1)
         if c.keep_luma:
@@ -505,6 +525,9 @@ class Trainer:
         with self._amp():
             losses["perceptual"] = perceptual_loss(self.perceptual, fake, real).float()
         total = c.w_l1 * losses["l1"] + c.w_perceptual * losses["perceptual"]
+        if logits is not None:
+            losses["class"] = class_loss(logits, real, self.bins, self.class_rarity)
+            total = total + c.w_class * losses["class"]
         if c.keep_luma:
             total = total + c.w_l1 * losses["luma"]
         if self.critic is not None:
@@ -687,7 +710,7 @@ def export(
         if not ckpt.is_file():
             raise VcganError(f"{run}: no checkpoint to export ({ckpt} is missing)")
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        generator = Generator(architecture(state["config"]["model"], state["config"].get("skip_fusion", False)))
+        generator = build_generator(architecture(state["config"]["model"], state["config"].get("skip_fusion", False)))
         averaged = average and state.get("generator_ema") is not None
         generator.load_state_dict(state["generator_ema"] if averaged else state["generator"])
         used = (

@@ -1,0 +1,145 @@
+"""vcgan-lite v1's design (models/chroma.py): shapes, config round-trip, the chroma head's
+encode/decode, the guided upsampling, and training it (tiny-v1, random weights)."""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vcgan_cli.colour import rgb_to_gray_tensor
+from vcgan_cli.errors import WeightsError
+from vcgan_cli.models import VARIANTS, Generator, ModelConfig, build_generator
+from vcgan_cli.models.chroma import ChromaBins, EncoderGenerator, guided_upsample, rgb_to_cbcr_tensor, ycbcr_to_rgb_tensor
+from vcgan_cli.train.losses import class_loss
+from vcgan_cli.weights import load_weights, save_weights
+
+
+@pytest.mark.parametrize("head", ["regress", "classes"])
+def test_encoder_generator_shapes_and_keeps_the_luma(head):
+    cfg = dataclasses.replace(VARIANTS["tiny-v1"], chroma_head=head)
+    torch.manual_seed(0)
+    g = build_generator(cfg).eval()
+    assert isinstance(g, EncoderGenerator)
+    x = torch.rand(2, 1, 128, 192) * 2 - 1
+    with torch.no_grad():
+        y = g(x, x)
+        y_colour_placeholder = g(x, torch.rand(2, 3, 128, 192) * 2 - 1)  # the PFE takes colour too
+    assert y.shape == (2, 3, 128, 192) and y_colour_placeholder.shape == y.shape
+    assert torch.allclose(rgb_to_gray_tensor(y), x, atol=1e-5)  # only chroma is predicted
+    assert float((y - y.mean(1, keepdim=True)).abs().mean()) > 1e-3  # and it is not gray
+    with pytest.raises(ValueError, match="multiple of 64"):
+        g(x[..., :100], x[..., :100])
+
+
+def test_v1_config_round_trips_and_old_configs_keep_their_format(tmp_path):
+    cfg = VARIANTS["vcgan-lite-v1c"]
+    data = json.loads(cfg.to_json())
+    assert data["mainstream"] == "encoder" and data["chroma_head"] == "classes" and data["format_version"] == 3
+    assert ModelConfig.from_dict(data) == cfg
+    old = json.loads(VARIANTS["vcgan-lite"].to_json())  # the U-Net: no new keys, format 2 as before
+    assert "mainstream" not in old and "chroma_bins" not in old and old["format_version"] == 2
+    assert isinstance(build_generator(ModelConfig.from_dict(old)), Generator)
+    with pytest.raises(WeightsError, match="chroma_head"):
+        ModelConfig.from_dict({**data, "chroma_head": "rgb"})
+    with pytest.raises(WeightsError, match="chroma_scale"):
+        ModelConfig.from_dict({**data, "chroma_scale": 3})
+
+    torch.manual_seed(1)
+    g = build_generator(VARIANTS["tiny-v1"]).eval()
+    save_weights(g, tmp_path / "m")
+    loaded = load_weights(str(tmp_path / "m"))
+    x = torch.rand(1, 1, 128, 128) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(loaded.generator(x, x), g.half().float()(x, x), atol=1e-4)
+    assert loaded.config == VARIANTS["tiny-v1"]
+
+
+def test_shipped_unet_model_folder_still_loads():
+    loaded = load_weights("weights/vcgan-lite")
+    assert isinstance(loaded.generator, (Generator, EncoderGenerator))
+
+
+def test_chroma_bins_encode_then_decode_returns_the_colour_within_a_bin():
+    bins = ChromaBins(16)
+    torch.manual_seed(0)
+    cbcr = (torch.rand(3, 2, 5, 7) - 0.5) * 0.9
+    target = bins.encode(cbcr)
+    assert target.shape == (3, 256, 5, 7)
+    assert torch.allclose(target.sum(1), torch.ones(3, 5, 7), atol=1e-6)
+    assert torch.allclose(bins.decode(target, temperature=None), cbcr, atol=1e-5)  # the soft target's mean
+    hard = bins.centres[bins.hard(cbcr)].permute(0, 3, 1, 2)
+    assert float((hard - cbcr).abs().max()) <= bins.step / 2 + 1e-6  # the nearest centre: within half a bin
+    # a confident distribution decodes to its bin's centre at any temperature
+    logits = torch.full((1, 256, 1, 1), -30.0)
+    logits[0, 5 * 16 + 9] = 30.0
+    assert torch.allclose(bins.decode(logits, 0.38).flatten(), bins.centres[5 * 16 + 9], atol=1e-5)
+
+
+def test_class_loss_prefers_the_true_colour():
+    bins = ChromaBins(8)
+    rgb = torch.tensor([0.8, 0.2, 0.1]).view(1, 3, 1, 1).expand(1, 3, 8, 8) * 2 - 1
+    cbcr = rgb_to_cbcr_tensor((F.avg_pool2d(rgb, 4) + 1) * 0.5)
+    right = torch.log(bins.encode(cbcr) + 1e-6)
+    wrong = torch.log(bins.encode(-cbcr) + 1e-6)
+    assert class_loss(right, rgb, bins) < 0.5 * class_loss(wrong, rgb, bins)
+
+
+def test_guided_upsampling_keeps_a_sharp_edge_that_bilinear_blurs():
+    # luma: a sharp vertical edge at column 37 (not on the 4-pixel grid); chroma changes there too
+    h, w = 32, 64
+    luma = torch.full((1, 1, h, w), 0.2)
+    luma[..., 37:] = 0.8
+    chroma = torch.zeros(1, 2, h, w)
+    chroma[:, 0, :, :37], chroma[:, 0, :, 37:] = 0.25, -0.2  # Cb
+    chroma[:, 1, :, :37], chroma[:, 1, :, 37:] = -0.1, 0.3  # Cr
+    low = F.avg_pool2d(chroma, 4)  # what a 1/4-scale head can at best predict
+    guided = guided_upsample(low, luma, radius=1, eps=1e-3)
+    bilinear = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)
+    near = slice(33, 42)  # the columns around the edge
+    err_guided = float((guided - chroma)[..., near].abs().mean())
+    err_bilinear = float((bilinear - chroma)[..., near].abs().mean())
+    assert err_guided < 0.2 * err_bilinear
+    assert float((guided - chroma)[..., 34:36].abs().max()) < 0.02  # right up to the edge
+    assert float((guided - chroma)[..., 38:40].abs().max()) < 0.02
+    # flat luma: nothing to follow, so no edge is made up: a smooth field within low's range
+    flat = guided_upsample(low, torch.full_like(luma, 0.5))
+    assert float(flat.amax()) <= float(low.amax()) + 1e-6 and float(flat.amin()) >= float(low.amin()) - 1e-6
+    assert float(flat.diff(dim=-1).abs().max()) < 0.2 * float(chroma.diff(dim=-1).abs().max())
+
+
+def test_ycbcr_round_trip():
+    rgb = torch.rand(2, 3, 4, 4)
+    y = rgb_to_gray_tensor(rgb)
+    assert torch.allclose(ycbcr_to_rgb_tensor(y, rgb_to_cbcr_tensor(rgb)), rgb, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    import cv2
+
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        base = cv2.resize(rng.random((6, 8, 3)).astype(np.float32), (200, 150), interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(folder / f"p{i:02d}.jpg"), (np.clip(base, 0, 1) * 255).astype(np.uint8))
+    return folder
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_trainer_trains_the_classes_head_in_both_stages(tmp_path, photos, stage):
+    from vcgan_cli.train.trainer import TrainConfig, Trainer
+
+    kw = dict(data=[str(photos)]) if stage == 1 else dict(synthetic_data=[str(photos)], synthetic=1.0, frames=2, critic_width=4)
+    trainer = Trainer(TrainConfig(
+        stage=stage, model="tiny-v1", out=str(tmp_path / "run"), size=128, batch_size=2, steps=2, lr_g=1e-3,
+        perceptual="none", workers=0, pretrained=False, checkpoint_every=10, val_every=10**6, device="cpu", **kw,
+    ))
+    batch = next(iter(trainer.loader))
+    first = trainer.train_step(batch)
+    assert first["class"] > 0 and np.isfinite(first["total"])
+    for _ in range(15):
+        last = trainer.train_step(batch)
+    assert last["class"] < first["class"]  # the cross-entropy is what it learns from
+    assert trainer.generator.logits_log is None  # nothing kept between steps

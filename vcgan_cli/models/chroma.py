@@ -1,0 +1,200 @@
+"""vcgan-lite v1: the pretrained extractor as the mainstream's encoder, chroma predicted at a
+fraction of the working size and brought up guided by the full-resolution luma.
+
+The frame of VCGAN is kept: a *global feature extractor* (GFE, ImageNet EfficientNet-Lite0)
+sees the grayscale frame ``x`` and a *placeholder feature extractor* (PFE) the placeholder
+input ``i`` (the warped grayscale of the previous output, or the frame itself for a first
+frame or a photo); the recurrence and the training losses are the trainer's, unchanged. What
+changes is where the compute goes (:class:`EncoderGenerator`):
+
+* the GFE's own multi-scale features (1/4, 1/8, 1/16 and its 1/32 head) *are* the U-Net's
+  encoder, so the pretrained semantics reach the colour at every scale, and there is no
+  from-scratch full-resolution encoder; a lean from-scratch path (two strided convs) adds fine
+  edges at 1/4;
+* the PFE is a lean strided CNN to 1/4, 1/8 and 1/16, fused into the decoder at those scales;
+* the decoder stops at ``1/chroma_scale`` of the working size and predicts only chroma (Cb, Cr),
+  as a regression (``chroma_head="regress"``) or as a distribution over a grid of quantised
+  chroma (``"classes"``, Zhang et al. 2016), decoded by the annealed mean;
+* :func:`guided_upsample` (He et al.'s guided filter, computed at the low resolution and applied
+  at full resolution, as in Wu et al.'s fast guided filter) brings the chroma to the working
+  size so its edges follow the luma's; the output is that chroma on the input's own luma.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+from .extractors import build_extractor
+
+#: BT.601 chroma → RGB offsets (as colour.ycbcr_to_rgb): R = Y + 1.402 Cr, B = Y + 1.772 Cb.
+_KR, _KB = 0.299, 0.114
+_KG = 1.0 - _KR - _KB
+
+
+def ycbcr_to_rgb_tensor(y: torch.Tensor, cbcr: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) luma in [0, 1] and (B, 2, H, W) chroma in [-0.5, 0.5] → (B, 3, H, W) RGB
+    (not clipped: the pipeline reduces out-of-range chroma and clips)."""
+    cb, cr = cbcr[:, :1], cbcr[:, 1:2]
+    dr = 2.0 * (1.0 - _KR) * cr
+    db = 2.0 * (1.0 - _KB) * cb
+    dg = -(_KR * dr + _KB * db) / _KG
+    return torch.cat((y + dr, y + dg, y + db), 1)
+
+
+def rgb_to_cbcr_tensor(rgb: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB in [0, 1] → (B, 2, H, W) BT.601 (Cb, Cr) in [-0.5, 0.5]."""
+    r, g, b = rgb[:, :1], rgb[:, 1:2], rgb[:, 2:3]
+    y = _KR * r + _KG * g + _KB * b
+    return torch.cat(((b - y) / (2.0 * (1.0 - _KB)), (r - y) / (2.0 * (1.0 - _KR))), 1)
+
+
+def _box(t: torch.Tensor, r: int) -> torch.Tensor:
+    return F.avg_pool2d(t, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
+
+
+def guided_upsample(low: torch.Tensor, guide: torch.Tensor, radius: int = 1, eps: float = 1e-3) -> torch.Tensor:
+    """Upsample ``low`` (B, C, h, w) to the size of ``guide`` (B, 1, H, W), H = s·h, so that
+    its edges follow the guide's: a guided filter (He et al. 2010) fitted at the low
+    resolution against the area-averaged guide, its local linear coefficients upsampled
+    bilinearly and applied to the full-resolution guide (Wu et al. 2018). ``eps`` (in the
+    guide's units squared) sets how strong a guide edge must be to be followed; a flat
+    region of the guide gets the bilinear upsampling of ``low``."""
+    h, w = low.shape[-2:]
+    H, W = guide.shape[-2:]
+    if H == h and W == w:
+        return low
+    g = F.adaptive_avg_pool2d(guide, (h, w)) if (H % h or W % w) else F.avg_pool2d(guide, (H // h, W // w))
+    mean_g = _box(g, radius)
+    mean_p = _box(low, radius)
+    cov = _box(g * low, radius) - mean_g * mean_p
+    var = _box(g * g, radius) - mean_g * mean_g
+    a = cov / (var.clamp_min(0) + eps)
+    b = mean_p - a * mean_g
+    a, b = _box(a, radius), _box(b, radius)
+    up = lambda t: F.interpolate(t, size=(H, W), mode="bilinear", align_corners=False)
+    return up(a) * guide + up(b)
+
+
+class ChromaBins:
+    """A Q×Q grid of (Cb, Cr) bin centres over [-0.5, 0.5]² for the classification head.
+
+    :meth:`encode` spreads a colour bilinearly over its four nearest centres (a soft target
+    whose mean is the colour itself), :meth:`decode` takes the annealed mean of a predicted
+    distribution (Zhang et al. 2016: ``softmax(logits / T)``; T = 1 is the mean, T → 0 the mode).
+    """
+
+    def __init__(self, q: int):
+        if q < 2:
+            raise ValueError("chroma_bins must be at least 2")
+        self.q = q
+        self.step = 1.0 / q
+        centres = -0.5 + self.step * (torch.arange(q, dtype=torch.float32) + 0.5)
+        cb, cr = torch.meshgrid(centres, centres, indexing="ij")
+        self.centres = torch.stack((cb.flatten(), cr.flatten()), 1)  # (Q², 2), class k = i*Q + j
+
+    def encode(self, cbcr: torch.Tensor) -> torch.Tensor:
+        """(B, 2, H, W) chroma → (B, Q², H, W) soft target (each pixel's weights sum to 1)."""
+        q = self.q
+        pos = ((cbcr.float() + 0.5) / self.step - 0.5).clamp(0, q - 1)  # in bin-centre units
+        lo = pos.floor().clamp(max=q - 2)
+        frac = pos - lo
+        lo = lo.long()
+        b, _, h, w = cbcr.shape
+        target = torch.zeros(b, q * q, h, w, dtype=torch.float32, device=cbcr.device)
+        for di in (0, 1):
+            wi = frac[:, 0] if di else 1 - frac[:, 0]
+            for dj in (0, 1):
+                wj = frac[:, 1] if dj else 1 - frac[:, 1]
+                k = (lo[:, 0] + di) * q + (lo[:, 1] + dj)
+                target.scatter_add_(1, k[:, None], (wi * wj)[:, None])
+        return target
+
+    def decode(self, logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """(B, Q², H, W) logits (or, with ``temperature=None``, probabilities) → (B, 2, H, W)."""
+        p = logits if temperature is None else torch.softmax(logits.float() / temperature, 1)
+        c = self.centres.to(p.device, p.dtype)
+        return torch.einsum("bkhw,kc->bchw", p, c)
+
+    def hard(self, cbcr: torch.Tensor) -> torch.Tensor:
+        """The index of each pixel's nearest bin centre: (B, H, W) long."""
+        ij = ((cbcr.float() + 0.5) / self.step).floor().long().clamp(0, self.q - 1)
+        return ij[:, 0] * self.q + ij[:, 1]
+
+
+def _cbr(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True)
+    )
+
+
+class LeanExtractor(nn.Module):
+    """The placeholder branch: a from-scratch strided CNN on a 1- or 3-channel image in
+    [-1, 1] → features at 1/4, 1/8 and 1/16."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        w = width
+        self.s4 = nn.Sequential(_cbr(3, w // 2, 2), _cbr(w // 2, w, 2))
+        self.s8 = _cbr(w, 2 * w, 2)
+        self.s16 = _cbr(2 * w, 2 * w, 2)
+        self.channels = (w, 2 * w, 2 * w)
+
+    def forward(self, i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if i.shape[1] == 1:
+            i = i.expand(-1, 3, -1, -1)
+        f4 = self.s4(i)
+        f8 = self.s8(f4)
+        return f4, f8, self.s16(f8)
+
+
+class EncoderGenerator(nn.Module):
+    """``G(x, i)`` for ``mainstream="encoder"`` configs (see the module docstring).
+
+    Same interface as the U-Net :class:`~vcgan_cli.models.generator.Generator`: x (B, 1, H, W)
+    grayscale and i (B, 1 or 3, H, W) placeholder in [-1, 1], H and W multiples of 64;
+    returns RGB in [-1, 1] whose luma is x's. In training mode the classification head's
+    logits of each call are appended to ``logits_log`` when that is a list.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        c = config.base_width
+        e = config.extractor_channels
+        self.gfe = build_extractor(config.extractor, e)
+        ch = self.gfe.pyramid_channels  # channels at 1/4, 1/8, 1/16
+        self.pfe = LeanExtractor(config.pfe_width)
+        p4, p8, p16 = self.pfe.channels
+        self.detail = nn.Sequential(_cbr(1, 16, 2), _cbr(16, 24, 2))  # the lean full-resolution path
+        self.up16 = nn.Sequential(_cbr(e + ch[2] + p16, 4 * c), _cbr(4 * c, 4 * c))
+        self.up8 = nn.Sequential(_cbr(4 * c + ch[1] + p8, 3 * c), _cbr(3 * c, 3 * c))
+        self.up4 = nn.Sequential(_cbr(3 * c + ch[0] + p4 + 24, 2 * c), _cbr(2 * c, 2 * c))
+        if config.chroma_scale == 8:
+            self.up4 = nn.Sequential(_cbr(3 * c + ch[0] + p4 + 24, 2 * c), _cbr(2 * c, 2 * c, 2))
+        classes = config.chroma_head == "classes"
+        self.bins = ChromaBins(config.chroma_bins) if classes else None
+        self.head = nn.Conv2d(2 * c, config.chroma_bins ** 2 if classes else 2, 1)
+        self.logits_log: list[torch.Tensor] | None = None
+
+    def forward(self, x: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if h % 64 or w % 64 or min(h, w) < 128:
+            raise ValueError(f"generator input {h}x{w} must be a multiple of 64, at least 128")
+        g32, (g4, g8, g16) = self.gfe.forward_pyramid(x)
+        p4, p8, p16 = self.pfe(i)
+        up = lambda t: F.interpolate(t, scale_factor=2.0, mode="bilinear", align_corners=False)
+        u = self.up16(torch.cat((up(g32), g16, p16), 1))
+        u = self.up8(torch.cat((up(u), g8, p8), 1))
+        u = self.up4(torch.cat((up(u), g4, p4, self.detail(x)), 1))
+        z = self.head(u).float()
+        if self.bins is not None:
+            if self.training and self.logits_log is not None:
+                self.logits_log.append(z)
+            cbcr = self.bins.decode(z, self.config.anneal_t)
+        else:
+            cbcr = 0.5 * torch.tanh(z)
+        luma = (x.float() + 1.0) * 0.5
+        cbcr = guided_upsample(cbcr, luma, self.config.guide_radius, self.config.guide_eps)
+        return (ycbcr_to_rgb_tensor(luma, cbcr) * 2.0 - 1.0).to(x.dtype)
