@@ -83,3 +83,25 @@ def test_frames_are_ordered_naturally(tmp_path):
     for i in (1, 2, 10):
         cv2.imwrite(str(folder / f"frame_{i}.png"), np.zeros((8, 8, 3), np.uint8))
     assert [p.name for p in find_clips(tmp_path)[0].frames] == ["frame_1.png", "frame_2.png", "frame_10.png"]
+
+
+def test_compare_scores_and_times_a_second_model_in_the_same_run(tmp_path):
+    data = davis_tree(tmp_path / "d", clips=1, frames=10)
+    result = CliRunner().invoke(main, [
+        "bench", str(data), "--model", "tiny", "--compare", "random:tiny-v1", "--metric", "psnr", "--metric",
+        "chroma-error", "--metric", "purple", "--metric", "speed", "--speed-frames", "8", "--repeats", "1",
+        "--json", str(tmp_path / "r.json"),
+    ])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    rows = report["quality"]["rows"]
+    label = "tiny-v1 (random:tiny-v1)"
+    assert set(rows) == {"tiny", label, GRAY_ROW, GT_ROW}
+    assert rows[GT_ROW]["mean"]["chroma-error"] == 0.0 and rows[GRAY_ROW]["mean"]["chroma-error"] > 0
+    assert rows[label]["mean"]["psnr"] != rows["tiny"]["mean"]["psnr"]
+    ratio = report["compare"][label]["network_time_ratio"][0]
+    timed = report["speed"]["sizes"][0]["network_ms"] / report["compare"][label]["speed"]["sizes"][0]["network_ms"]
+    assert ratio == pytest.approx(timed) and ratio > 0
+    assert "network time per frame, tiny / tiny-v1 (random:tiny-v1):" in result.output
+    bad = CliRunner().invoke(main, ["bench", str(data), "--predictions", str(data), "--compare", "tiny"])
+    assert bad.exit_code != 0 and "--compare needs a model" in bad.output

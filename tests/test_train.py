@@ -514,3 +514,37 @@ def test_sigterm_saves_a_checkpoint_to_resume_from(tmp_path, photos):
     assert json.loads(log.read_text().splitlines()[-1])["step"] == saved["step"]  # the last step is logged
     again = Trainer(TrainConfig(out=str(run)), resume=True, overrides={"steps": saved["step"] + 1}).run()
     assert again["step"] == saved["step"] + 1
+
+
+class _Payload:
+    """Unpickling this would create a file: the proof that a pickle ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_checkpoint_carrying_a_pickle_payload_is_refused_without_running_it(tmp_path, photos):
+    run = tmp_path / "run"
+    Trainer(config(tmp_path, photos, stage=1, steps=1)).run()
+    from vcgan_cli.train.trainer import load_checkpoint
+
+    state = load_checkpoint(run / "checkpoints" / "last.pt")  # a real checkpoint still loads
+    marker = tmp_path / "pwned"
+    state["best"] = _Payload(str(marker))
+    evil = tmp_path / "evil.pt"
+    torch.save(state, evil)
+    (run / "checkpoints" / "last.pt").unlink()
+    torch.save(state, run / "checkpoints" / "last.pt")
+    for args in (["export", str(run), "-o", str(tmp_path / "m"), "--checkpoint", "last"],
+                 ["export", str(run), "-o", str(tmp_path / "m2"), "--checkpoint", str(evil)],
+                 ["train", "--stage", "1", "--model", "tiny", "--data", str(photos), "--init", str(evil), "--size", "128",
+                  "--steps", "1", "--perceptual", "none", "--workers", "0", "--no-pretrained", "--out", str(tmp_path / "r2"), "-q"],
+                 ["train", "--resume", str(run), "--steps", "2", "-q"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code != 0, args
+        assert "refused to load" in result.output and len(result.output.strip().splitlines()) == 1, result.output
+        assert not marker.exists(), args  # the payload never ran
+    assert not (tmp_path / "m").exists() and not (tmp_path / "m2").exists()

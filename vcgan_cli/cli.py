@@ -345,6 +345,7 @@ BENCH_METRICS = ("psnr", "ssim", "warp-error", "cdc", "colourfulness", "chroma-e
 @click.option("--size", "sizes", multiple=True, type=click.IntRange(16, 4096), help="Working short side; repeat to time several sizes (speed).")
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Use at most this many frames of each clip.")
 @click.option("--clips", "max_clips", type=click.IntRange(1), default=None, help="Use at most this many clips.")
+@click.option("--compare", "compare", multiple=True, metavar="SPEC", help="Also score and time this model (repeatable; any --model SPEC) in the same run, for rows and speed ratios measured alike.")
 @click.option("--speed-frames", type=click.IntRange(8), default=48, show_default=True, help="Frames timed for speed.")
 @click.option("--repeats", type=click.IntRange(1), default=3, show_default=True, help="Speed repetitions (median reported).")
 @device_option
@@ -352,7 +353,7 @@ BENCH_METRICS = ("psnr", "ssim", "warp-error", "cdc", "colourfulness", "chroma-e
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write every number, the settings and the environment here.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Also write a CSV of the per-clip rows.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or tables.")
-def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, speed_frames, repeats, device, precision, json_path, csv_path, quiet):
+def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, compare, speed_frames, repeats, device, precision, json_path, csv_path, quiet):
     """Measure quality (PSNR, SSIM, warp error, CDC, colourfulness) against the ground-truth
     colour clips in DATA, and speed. DATA: a DAVIS tree, folders of frames, or colour videos."""
     from rich.table import Table
@@ -367,6 +368,8 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
         _fail("--metric speed needs a model, not --predictions")
     if predictions is not None and model is not None:
         _fail("give --model or --predictions, not both")
+    if predictions is not None and compare:
+        _fail("--compare needs a model, not --predictions")
     _check_parent(json_path, "--json")
     _check_parent(csv_path, "--csv")
 
@@ -395,6 +398,24 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
                     data, colorizer, sizes=tuple(sizes), frames=speed_frames, repeats=repeats,
                     progress=(lambda m: status.update(m)) if status else None,
                 )
+            for spec in compare:  # each model measured exactly as the first, in this run
+                other = load_model(spec, device=device, precision=precision)
+                label = f"{other.name} ({spec})"
+                entry = report.setdefault("compare", {})[label] = {"environment": B.environment(other)}
+                if quality:
+                    q = B.evaluate_quality(
+                        data, model=other, metrics=quality, size=sizes[0] if sizes else None,
+                        max_frames=max_frames, max_clips=max_clips, progress=on_clip,
+                    )
+                    report["quality"]["rows"][label] = q["rows"][q["method"]]
+                if want_speed:
+                    entry["speed"] = B.measure_speed(
+                        data, other, sizes=tuple(sizes), frames=speed_frames, repeats=repeats,
+                        progress=(lambda m: status.update(m)) if status else None,
+                    )
+                    entry["network_time_ratio"] = [  # the first model's network time per frame over this one's
+                        a["network_ms"] / b["network_ms"] for a, b in zip(report["speed"]["sizes"], entry["speed"]["sizes"])
+                    ]
         finally:
             if status:
                 status.stop()
@@ -418,17 +439,23 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
             table.add_section()
         out.print(table)
     if "speed" in report and not quiet:
-        sp = report["speed"]
-        table = Table(caption="size: working short side; net in: padded network input; dec/enc: decode/encode; fps: end to end; MB: peak memory", title=f"Speed: {report['environment'].get('model')} on {report['environment'].get('device')} {report['environment'].get('precision')}, {sp['parameters'] / 1e6:.2f} M params, {sp['gmacs_256x512']:.2f} GMACs at 256×512")
-        for c in ("size", "net in", "dec fps", "flow ms", "net ms", "enc fps", "fps", "host MB", "GPU MB", "GMACs"):
-            table.add_column(c, justify="right")
-        for r in sp["sizes"]:
-            table.add_row(
-                str(r["short_side"]), f"{r['network_size'][1]}×{r['network_size'][0]}", f"{r['decode_fps']:.0f}",
-                f"{r['flow_ms']:.1f}", f"{r['network_ms']:.1f}", f"{r['encode_fps']:.0f}", f"{r['end_to_end_fps']:.2f}",
-                f"{r['peak_host_mb']:.0f}", "—" if r["peak_gpu_mb"] is None else f"{r['peak_gpu_mb']:.0f}", f"{r['gmacs_per_frame']:.2f}",
-            )
-        out.print(table)
+        timed = [(report["environment"], report["speed"])]
+        timed += [(e["environment"], e["speed"]) for e in report.get("compare", {}).values() if "speed" in e]
+        for env, sp in timed:
+            table = Table(caption="size: working short side; net in: padded network input; dec/enc: decode/encode; fps: end to end; MB: peak memory", title=f"Speed: {env.get('model')} on {env.get('device')} {env.get('precision')}, {sp['parameters'] / 1e6:.2f} M params, {sp['gmacs_256x512']:.2f} GMACs at 256×512")
+            for c in ("size", "net in", "dec fps", "flow ms", "net ms", "enc fps", "fps", "host MB", "GPU MB", "GMACs"):
+                table.add_column(c, justify="right")
+            for r in sp["sizes"]:
+                table.add_row(
+                    str(r["short_side"]), f"{r['network_size'][1]}×{r['network_size'][0]}", f"{r['decode_fps']:.0f}",
+                    f"{r['flow_ms']:.1f}", f"{r['network_ms']:.1f}", f"{r['encode_fps']:.0f}", f"{r['end_to_end_fps']:.2f}",
+                    f"{r['peak_host_mb']:.0f}", "—" if r["peak_gpu_mb"] is None else f"{r['peak_gpu_mb']:.0f}", f"{r['gmacs_per_frame']:.2f}",
+                )
+            out.print(table)
+        for label, e in report.get("compare", {}).items():
+            if "network_time_ratio" in e:
+                ratios = ", ".join(f"{r:.2f}" for r in e["network_time_ratio"])
+                out.print(f"network time per frame, {report['environment'].get('model')} / {escape(label)}: {ratios}")
     if json_path:
         _run(lambda: _write_text(json_path, json.dumps(report, indent=2) + "\n"))
     if csv_path and "quality" in report:

@@ -17,7 +17,7 @@ import torch
 from vcgan_cli.bench import GRAY_ROW, GT_ROW, evaluate_quality
 from vcgan_cli.models import build_generator
 from vcgan_cli.runtime import Colorizer
-from vcgan_cli.train.trainer import architecture
+from vcgan_cli.train.trainer import architecture, load_checkpoint
 from vcgan_cli.weights import LoadedWeights
 
 METRICS = ("psnr", "colourfulness", "chroma-error", "cast", "purple", "warp-error")
@@ -29,23 +29,31 @@ def main() -> None:
     ap.add_argument("--dev", required=True)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, nargs="*", help="only these steps")
+    ap.add_argument("--raw", action="store_true", help="score the raw weights, not their moving average (early in a run the average still holds much of the initial weights)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     run = Path(args.run)
-    elapsed = {}
+    # training seconds at each step; a resumed run (or a fork copied from another run's folder)
+    # restarts elapsed_s at 0, so it continues from the time at the step it resumed from
+    elapsed, last, offset = {}, -1.0, 0.0
     for line in (run / "log.jsonl").read_text().splitlines():
         e = json.loads(line)
-        elapsed[e["step"]] = e["elapsed_s"]
-    out = run / "dev.jsonl"
+        if e["elapsed_s"] < last:
+            before = [k for k in elapsed if k < e["step"]]
+            offset = elapsed[max(before)] if before else 0.0
+            elapsed = {k: v for k, v in elapsed.items() if k < e["step"]}
+        last = e["elapsed_s"]
+        elapsed[e["step"]] = offset + e["elapsed_s"]
+    out = run / ("dev-raw.jsonl" if args.raw else "dev.jsonl")
     done = {json.loads(l)["step"] for l in out.read_text().splitlines()} if out.exists() else set()
     for ckpt in sorted((run / "checkpoints").glob("step-*.pt")):
         step = int(ckpt.stem.split("-")[1])
         if step in done or (args.steps and step not in args.steps):
             continue
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        state = load_checkpoint(ckpt)
         cfg = state["config"]
         g = build_generator(architecture(cfg["model"], cfg.get("skip_fusion", False)))
-        g.load_state_dict(state.get("generator_ema") or state["generator"])
+        g.load_state_dict(state["generator"] if args.raw else (state.get("generator_ema") or state["generator"]))
         g.eval()
         model = Colorizer(LoadedWeights(g.config, g, str(ckpt), True), torch.device("cpu"), torch.float32)
         r = evaluate_quality(args.dev, model=model, metrics=METRICS, size=256)

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pickle
+
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -74,6 +76,9 @@ class TrainConfig:
     # (Zhang et al. 2016's 0.5; 0 plain cross-entropy).
     w_class: float = 1.0
     class_rebalance: float = 0.5
+    # Scale the true chroma by this before comparing (BigColor's and DDColor's x1.2 against the
+    # muted average an L1 loss settles on where unsure); 1 compares with the truth as it is.
+    target_saturation: float = 1.0
     # Losses compare what the user gets: the output's colour on the source's own luma (plus an
     # L1 term keeping the network's luma on the input's). False: the raw RGB, as in the paper.
     keep_luma: bool = True
@@ -132,6 +137,8 @@ class TrainConfig:
             raise VcganError(f"critic-warmup must be a whole number of steps, at least 0, got {c.critic_warmup!r}")
         if c.critic_warmup and c.stage != 2:
             raise VcganError("--critic-warmup is for stage 2 (stage 1 has no critic)")
+        if not isinstance(c.target_saturation, (int, float)) or not 0.5 <= c.target_saturation <= 2.0:
+            raise VcganError(f"target-saturation must be between 0.5 and 2, got {c.target_saturation!r}")
         if not 0.0 <= c.class_rebalance < 1.0:
             raise VcganError(f"class-rebalance must be at least 0 and below 1, got {c.class_rebalance!r}")
         for name in ("w_class", "lr_g", "lr_d", "alpha", "w_l1", "w_perceptual", "w_gan", "w_short", "w_long"):
@@ -193,6 +200,34 @@ class Unroll(nn.Module):
         return outputs
 
 
+def _numpy_globals() -> list:
+    """The numpy names a checkpoint's RNG state needs (an array and its dtype), allowed to the
+    weights-only unpickler: nothing else in a checkpoint may name a Python callable."""
+    multiarray = getattr(np, "_core", None) or np.core
+    dtype = type(np.dtype(np.uint32))
+    return [multiarray.multiarray._reconstruct, np.ndarray, np.dtype, dtype]
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    """A training checkpoint (``.pt``), read with PyTorch's weights-only unpickler: tensors,
+    numbers, strings and containers, plus numpy arrays. A file naming any other Python object
+    (a pickle that would run code when loaded) is refused without running it."""
+    try:
+        with torch.serialization.safe_globals(_numpy_globals()):
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise VcganError(
+            f"{path}: refused to load: it is not a plain vcgan checkpoint (it names Python objects "
+            f"that loading would run: {first[:160]})"
+        ) from None
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        raise VcganError(f"{path}: not a readable vcgan checkpoint ({type(exc).__name__}: {str(exc)[:160]})") from None
+    if not isinstance(state, dict) or "generator" not in state:
+        raise VcganError(f"{path}: not a vcgan training checkpoint")
+    return state
+
+
 def _rng_state() -> dict:
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -232,7 +267,7 @@ def load_generator_state(source: str | os.PathLike) -> dict:
         else:
             path = path / "checkpoints" / "last.pt"
     if path.suffix == ".pt":
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = load_checkpoint(path)
         return state.get("generator_ema") or state["generator"]
     from ..weights import load_weights
 
@@ -445,7 +480,7 @@ class Trainer:
     def _load(self, path: Path) -> None:
         if not path.is_file():
             raise VcganError(f"{path.parent.parent}: no checkpoint to resume from ({path} is missing)")
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        state = load_checkpoint(path, self.device)
         self.generator.load_state_dict(state["generator"])
         if self.ema is not None:
             self.ema.load_state_dict(state.get("generator_ema") or state["generator"])  # a run that starts averaging now
@@ -492,6 +527,9 @@ class Trainer:
             logits = torch.stack(self.generator.logits_log, 1).flatten(0, 1) if self.generator.logits_log else None
             self.generator.logits_log = None
         real = rgb.flatten(0, 1)
+        if c.target_saturation != 1.0:
+            y = rgb_to_gray_tensor(real)
+            real = (y + c.target_saturation * (real - y)).clamp(-1.0, 1.0)
         flat_gray = gray.flatten(0, 1)
         if c.keep_luma:
             # The pipeline shows the user the output's chroma on the source's luma; adding the
@@ -709,7 +747,7 @@ def export(
             ckpt = Path(which) if Path(which).is_file() else run / "checkpoints" / which
         if not ckpt.is_file():
             raise VcganError(f"{run}: no checkpoint to export ({ckpt} is missing)")
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        state = load_checkpoint(ckpt)
         generator = build_generator(architecture(state["config"]["model"], state["config"].get("skip_fusion", False)))
         averaged = average and state.get("generator_ema") is not None
         generator.load_state_dict(state["generator_ema"] if averaged else state["generator"])
