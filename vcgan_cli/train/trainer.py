@@ -504,7 +504,10 @@ class Trainer:
 
         return torch.autocast("cuda", dtype=self.amp_dtype) if self.autocast else contextlib.nullcontext()
 
-    def train_step(self, batch: dict) -> dict[str, float]:
+    def train_step(self, batch: dict, sync: bool = True) -> dict[str, float]:
+        """One optimiser step on ``batch`` (``gray``, ``rgb`` and for stage 2 ``flows``).
+        Returns the loss terms as floats, or with ``sync=False`` as detached tensors on the
+        device, so a caller feeding batches made on a GPU need not wait for the step."""
         c = self.config
         for group in self.opt_g.param_groups:
             group["lr"] = self._lr(c.lr_g)
@@ -554,7 +557,7 @@ class Trainer:
             self.critic.requires_grad_(False)
             if warmup:
                 self.step += 1
-                return {k: float(v.detach()) for k, v in losses.items()}
+                return {k: float(v.detach()) for k, v in losses.items()} if sync else {k: v.detach() for k, v in losses.items()}
 
         error = (fake - real).abs()
         if self.rarity is not None:
@@ -584,6 +587,8 @@ class Trainer:
         if self.ema is not None:
             self._update_ema()
         self.step += 1
+        if not sync:
+            return {k: v.detach() for k, v in losses.items()}
         return {k: float(v.detach()) for k, v in losses.items()}
 
     # -- validation -------------------------------------------------------------------------
