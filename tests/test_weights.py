@@ -58,6 +58,19 @@ def test_registered_weights_are_hash_checked(tiny_dir, monkeypatch, tmp_path):
     monkeypatch.setitem(W.REGISTRY, "mine", W.Registered("mine", "0" * 64, "test"))
     with pytest.raises(WeightsError, match="corrupt or not the registered file"):
         W.load_weights("mine")
+    # the config is pinned too: an edited train_size is refused, though the weights are intact
+    config_sha = W._sha256(root / "mine" / "config.json")
+    monkeypatch.setitem(W.REGISTRY, "mine", W.Registered("mine", sha, "test", config_sha))
+    assert W.load_weights("mine").trained
+    cfg = json.loads((root / "mine" / "config.json").read_text())
+    (root / "mine" / "config.json").write_text(json.dumps({**cfg, "train_size": 32}))
+    with pytest.raises(WeightsError, match="config.json is edited or not the registered file"):
+        W.load_weights("mine")
+
+
+def test_the_shipped_models_pin_their_config_too():
+    for name, entry in W.REGISTRY.items():
+        assert entry.config_sha256 and W._sha256(W.weights_dir() / entry.folder / "config.json") == entry.config_sha256, name
 
 
 @pytest.mark.parametrize(

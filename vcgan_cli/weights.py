@@ -45,11 +45,13 @@ def weights_dir() -> Path:
 
 @dataclass(frozen=True)
 class Registered:
-    """A shipped model: its folder under :func:`weights_dir` and the SHA-256 of its weights."""
+    """A shipped model: its folder under :func:`weights_dir`, the SHA-256 of its weights and
+    of its ``config.json`` (the architecture the weights are read into is pinned too)."""
 
     folder: str
     sha256: str
     description: str
+    config_sha256: str | None = None
 
 
 #: Shipped, hash-pinned weights.
@@ -58,6 +60,7 @@ REGISTRY: dict[str, Registered] = {
         "vcgan-lite",
         "622943eec1003d90b25d71e3b6f7e4e93fbb1b077d9f3218346df3f114460c90",
         "CPU-trained vcgan-lite v0.4 (v0.3 + 0.25 x (v0.3 - v0.2), weight extrapolation); see weights/vcgan-lite/README.md",
+        "1bf0362b646fa7570bd45ac79b40c5337c81bc24694b3f21be8056cfc97d3c5f",
     ),
 }
 
@@ -94,10 +97,19 @@ def read_config(path: Path) -> ModelConfig:
     return ModelConfig.from_dict(data)
 
 
-def _load_pair(folder: Path, weights: Path, source: str, sha256: str | None = None) -> LoadedWeights:
+def _load_pair(
+    folder: Path, weights: Path, source: str, sha256: str | None = None, config_sha256: str | None = None
+) -> LoadedWeights:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    if config_sha256 is not None and (folder / CONFIG_NAME).is_file():
+        actual = _sha256(folder / CONFIG_NAME)
+        if actual != config_sha256:
+            raise WeightsError(
+                f"{folder / CONFIG_NAME} is edited or not the registered file (sha256 {actual[:12]}…, expected "
+                f"{config_sha256[:12]}…); restore it with `git checkout -- weights/` or reinstall vcgan"
+            )
     config = read_config(folder / CONFIG_NAME)
     if not weights.is_file():
         raise WeightsError(f"{weights} is missing; a model folder needs {CONFIG_NAME} and {WEIGHTS_NAME}")
@@ -210,7 +222,7 @@ def load_weights(spec: str | os.PathLike | None = None) -> LoadedWeights:
     if spec in REGISTRY:
         entry = REGISTRY[spec]
         folder = weights_dir() / entry.folder
-        return _load_pair(folder, folder / WEIGHTS_NAME, f"weights/{entry.folder}", entry.sha256)
+        return _load_pair(folder, folder / WEIGHTS_NAME, f"weights/{entry.folder}", entry.sha256, entry.config_sha256)
     if spec == "tiny":
         return random_weights("tiny")
     if spec in VARIANTS:
