@@ -246,3 +246,37 @@ def test_image_folder_skips_its_own_outputs(tmp_path):
     again = run("image", tmp_path, "--model", "tiny", "--size", "64", "-q", "--overwrite")
     assert again.exit_code == 0, again.output
     assert not (tmp_path / "a_color_color.png").exists()
+
+
+def test_report_never_replaces_the_input_the_output_or_a_folder(tmp_path):
+    src = tmp_path / "in.mp4"
+    make_clip(src, frames=3, audio=None)
+    before = src.read_bytes()
+    out = tmp_path / "out.mp4"
+    for target, message in ((src, "inputs or outputs"), (out, "inputs or outputs"), (tmp_path, "is a folder")):
+        result = run("colorize", src, "-o", out, "--model", "tiny", "-q", "--report", target, "--overwrite")
+        assert result.exit_code != 0 and message in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+    assert src.read_bytes() == before
+    assert leftovers(tmp_path, set()) == ["in.mp4"]  # nothing written, no temporary left
+    old = tmp_path / "old.json"
+    old.write_text("keep")
+    result = run("colorize", src, "-o", out, "--model", "tiny", "-q", "--report", old)
+    assert result.exit_code != 0 and "--overwrite" in result.output and old.read_text() == "keep"
+    assert run("colorize", src, "-o", out, "--model", "tiny", "-q", "--report", old, "--overwrite").exit_code == 0
+    assert json.loads(old.read_text())["frames"] == 3
+
+
+def test_bench_results_never_land_in_the_data_they_score(tmp_path):
+    folder = tmp_path / "data" / "JPEGImages" / "480p" / "clip1"
+    folder.mkdir(parents=True)
+    frame = (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)
+    cv2.imwrite(str(folder / "00000.jpg"), frame)
+    before = (folder / "00000.jpg").read_bytes()
+    data = tmp_path / "data"
+    for opt in ("--json", "--csv"):
+        result = run("bench", data, "--model", "tiny", "--metric", "psnr", opt, folder / "00000.jpg")
+        assert result.exit_code != 0 and "which this run reads" in result.output, result.output
+    assert (folder / "00000.jpg").read_bytes() == before
+    result = run("bench", data, "--model", "tiny", "--metric", "psnr", "--json", tmp_path / "r", "--csv", tmp_path / "r")
+    assert result.exit_code != 0 and "the same file" in result.output

@@ -60,6 +60,35 @@ def _check_parent(path: Path | None, option: str) -> None:
         _fail(f"{option} {path}: folder {path.absolute().parent} does not exist")
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_result_file(path: Path | None, option: str, *, overwrite: bool, protected=(), trees=()) -> None:
+    """Refuse up front a result file (a report, a JSON or CSV) that would destroy something:
+    a folder, one of the run's own inputs or outputs (``protected``; never, even with
+    --overwrite), a file inside a data tree it reads (``trees``), or an existing file
+    without --overwrite."""
+    if path is None:
+        return
+    _check_parent(path, option)
+    if path.is_dir():
+        _fail(f"{option} {path}: is a folder; give a file name")
+    for other in protected:
+        if other is not None and (_same_file(path, Path(other)) or path.absolute() == Path(other).absolute()):
+            _fail(f"{option} {path}: is also one of this run's inputs or outputs; give another file")
+    for tree in trees:
+        if tree is not None and Path(tree).is_dir():
+            root = Path(tree).resolve()
+            if root == path.resolve().parent or root in path.resolve().parents:
+                _fail(f"{option} {path}: is inside {tree}, which this run reads; write it elsewhere")
+    if path.exists() and not overwrite:
+        _fail(f"{option} {path}: exists (pass --overwrite to replace it)")
+
+
 def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.vcgan-tmp")
     tmp.write_text(text)
@@ -200,7 +229,7 @@ def colorize(input, output, model, size, codec, crf, raw, no_scene_detect, scene
 
     if output is None:
         output = input.with_name(f"{input.stem}_color{CODEC_EXT[codec]}")
-    _check_parent(report, "--report")
+    _check_result_file(report, "--report", overwrite=overwrite, protected=(input, output))
 
     def work():
         colorizer = load_model(model, device=device, precision=precision)
@@ -370,8 +399,10 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
         _fail("give --model or --predictions, not both")
     if predictions is not None and compare:
         _fail("--compare needs a model, not --predictions")
-    _check_parent(json_path, "--json")
-    _check_parent(csv_path, "--csv")
+    for path, option in ((json_path, "--json"), (csv_path, "--csv")):  # re-running a bench replaces its own results
+        _check_result_file(path, option, overwrite=True, protected=(data, predictions), trees=(data, predictions))
+    if json_path is not None and csv_path is not None and json_path.absolute() == csv_path.absolute():
+        _fail(f"--json and --csv are the same file {json_path}; give two")
 
     def work():
         colorizer = None
