@@ -280,3 +280,36 @@ def test_bench_results_never_land_in_the_data_they_score(tmp_path):
     assert (folder / "00000.jpg").read_bytes() == before
     result = run("bench", data, "--model", "tiny", "--metric", "psnr", "--json", tmp_path / "r", "--csv", tmp_path / "r")
     assert result.exit_code != 0 and "the same file" in result.output
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_stop_a_colorize_like_ctrl_c(tmp_path, signame):
+    import os
+    import signal
+    import time
+
+    src = tmp_path / "in.mp4"
+    make_clip(src, frames=400, audio="aac")
+    out = tmp_path / "out.mp4"
+    exe = Path(sys.executable).with_name("vcgan")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "vcgan_cli"]
+    proc = subprocess.Popen([*cmd, "colorize", str(src), "-o", str(out), "--model", "tiny", "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        for _ in range(600):  # until the temporary output has frames in it
+            tmps = [p for p in tmp_path.iterdir() if p.name.startswith(".out.mp4")]
+            if proc.poll() is not None or (tmps and tmps[0].stat().st_size > 2000):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(getattr(signal, signame))
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + getattr(signal, signame), err
+    assert err.strip().splitlines() == [f"error: stopped by {signame}; no output was written"] or (
+        len(err.strip().splitlines()) == 1 and f"stopped by {signame}" in err
+    ), err
+    assert leftovers(tmp_path, {"in.mp4"}) == []  # no temporary file, nothing under the output name

@@ -1,6 +1,7 @@
 """The ``vcgan`` command: a thin Click + rich layer over the library."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -37,12 +38,53 @@ def _fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
+class _Signalled(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the main thread is, so the work stops as on Ctrl-C
+    (temporary files removed, nothing left under an output name)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    """While a command works: SIGTERM (``kill``, a job scheduler) and SIGHUP (a closed
+    terminal) interrupt it as Ctrl-C does. A signal already ignored (``nohup``) stays ignored;
+    the previous handlers come back afterwards."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Signalled(signum)
+
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def _run(fn):
     """Run ``fn`` turning every known failure into one line and a non-zero exit."""
     try:
-        return fn()
+        with _stop_on_signals():
+            return fn()
     except VcganError as exc:
         _fail(str(exc))
+    except _Signalled as exc:
+        import signal
+
+        _fail(f"stopped by {signal.Signals(exc.signum).name}; no output was written", 128 + exc.signum)
     except KeyboardInterrupt:
         _fail("interrupted; no output was written", 130)
     except OSError as exc:  # full disk, permissions
