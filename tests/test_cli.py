@@ -313,3 +313,16 @@ def test_sigterm_and_sighup_stop_a_colorize_like_ctrl_c(tmp_path, signame):
         len(err.strip().splitlines()) == 1 and f"stopped by {signame}" in err
     ), err
     assert leftovers(tmp_path, {"in.mp4"}) == []  # no temporary file, nothing under the output name
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_a_still_image_given_to_colorize_points_to_vcgan_image(tmp_path, ext):
+    still = tmp_path / f"photo{ext}"
+    cv2.imwrite(str(still), (np.random.default_rng(0).random((64, 80, 3)) * 255).astype(np.uint8))
+    renamed = tmp_path / "photo.mp4"
+    renamed.write_bytes(still.read_bytes())  # a photo renamed to look like a film
+    for src in (still, renamed):
+        result = run("colorize", src, "-o", tmp_path / "o.mp4", "--model", "tiny", "-q")
+        assert result.exit_code == 1 and "still image" in result.output and "vcgan image" in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "o.mp4").exists()

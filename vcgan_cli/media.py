@@ -354,6 +354,9 @@ class MediaReader:
 
     def _init_from(self, container) -> None:
         p = self.path
+        fmt = container.format.name or ""
+        if fmt == "image2" or fmt.endswith("_pipe"):  # FFmpeg's still-image demuxers (jpeg_pipe, png_pipe, ...)
+            raise MediaError(f"{p} is a still image ({fmt.removesuffix('_pipe')}), not a film; colourise it with `vcgan image`")
         videos = [s for s in container.streams.video if not _is_attached_pic(s)]
         if not videos:
             raise MediaError(f"{p} has no video stream; pass a video file, not an audio file")
