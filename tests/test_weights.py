@@ -246,3 +246,34 @@ def test_save_weights_refuses_non_finite_weights_and_leaves_nothing(tmp_path):
     with pytest.raises(WeightsError, match="not finite"):
         W.save_weights(generator, tmp_path / "diverged")
     assert not (tmp_path / "diverged").exists()
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ({"base_width": 4.5}, "base_width must be a whole number"),
+        ({"base_width": True}, "base_width must be a whole number"),
+        ({"base_width": "256"}, "base_width must be a whole number"),
+        ({"base_width": 256}, "widths above"),
+        ({"train_size": -5}, "train_size must be 64..4096"),
+        ({"skip_fusion": 1}, "skip_fusion must be true or false"),
+        ({"guide_eps": float("inf")}, "guide_eps must be a finite number"),
+    ],
+)
+def test_hand_edited_configs_get_one_clear_line(tiny_dir, tmp_path, edit, message):
+    folder, _, _ = tiny_dir
+    bad = tmp_path / "bad"
+    shutil.copytree(folder, bad)
+    cfg = json.loads((bad / "config.json").read_text())
+    (bad / "config.json").write_text(json.dumps({**cfg, **edit}))
+    with pytest.raises(WeightsError, match=message):
+        W.load_weights(str(bad))
+
+
+def test_a_deeply_nested_config_is_a_clear_error(tiny_dir, tmp_path):
+    folder, _, _ = tiny_dir
+    bad = tmp_path / "deep"
+    shutil.copytree(folder, bad)
+    (bad / "config.json").write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(WeightsError, match="nested too deeply"):
+        W.load_weights(str(bad))

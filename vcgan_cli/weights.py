@@ -92,6 +92,8 @@ def read_config(path: Path) -> ModelConfig:
         raise WeightsError(f"{path} is missing; a model folder needs {CONFIG_NAME} and {WEIGHTS_NAME}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise WeightsError(f"{path} is not valid JSON ({exc}); re-export or re-download the model") from None
+    except RecursionError:
+        raise WeightsError(f"{path} is nested too deeply to be a vcgan config; re-export or re-download the model") from None
     if not isinstance(data, dict):
         raise WeightsError(f"{path} is not a vcgan config (expected a JSON object)")
     return ModelConfig.from_dict(data)

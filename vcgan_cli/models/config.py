@@ -50,6 +50,7 @@ class ModelConfig:
     format_version: int = dataclasses.field(default=FORMAT_VERSION, compare=False)  # of the file, not the network
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.extractor not in EXTRACTORS:
             raise WeightsError(f"config: unknown extractor {self.extractor!r} (known: {', '.join(EXTRACTORS)})")
         if not 0 <= self.nonlocal_blocks <= 3:
@@ -71,6 +72,39 @@ class ModelConfig:
             raise WeightsError(
                 f"config: format version {self.format_version} is newer than this vcgan understands; upgrade vcgan"
             )
+
+    #: Largest widths a config may ask for (the shipped models use 16-32 and 256): a file asking
+    #: for more would allocate gigabytes before its weights were even compared with it.
+    MAX_WIDTH = 128
+    MAX_CHANNELS = 2048
+
+    def _check_types(self) -> None:
+        """Each field of the type its annotation says (no bool for int, no NaN or infinity),
+        before anything is built from it: a hand-edited config.json gets one clear line."""
+        import math
+
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+            if kind == "int":
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif kind == "float":
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            elif kind == "bool":
+                ok = isinstance(value, bool)
+            elif kind == "str":
+                ok = isinstance(value, str)
+            else:
+                ok = True
+            if not ok:
+                raise WeightsError(f"config: {f.name} must be {'a whole number' if kind == 'int' else 'a finite number' if kind == 'float' else 'true or false' if kind == 'bool' else 'a string'}, got {value!r}")
+        if self.base_width > self.MAX_WIDTH or self.extractor_channels > self.MAX_CHANNELS or self.pfe_width > self.MAX_WIDTH:
+            raise WeightsError(
+                f"config: widths above {self.MAX_WIDTH} (base_width, pfe_width) or {self.MAX_CHANNELS} "
+                "(extractor_channels) are not a vcgan model; is this config.json edited?"
+            )
+        if not 64 <= self.train_size <= 4096:
+            raise WeightsError(f"config: train_size must be 64..4096, got {self.train_size}")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
