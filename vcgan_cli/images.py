@@ -14,6 +14,8 @@ from .errors import MediaError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
 #: Formats that can hold 16 bits per channel.
 SIXTEEN_BIT = (".png", ".tif", ".tiff")
+#: Rows per strip where a photo is converted at full resolution: memory per pixel stays small.
+STRIP_ROWS = 256
 
 
 @dataclass
@@ -55,23 +57,52 @@ def read_image(path: str | os.PathLike) -> Still:
     if img.ndim == 3 and img.shape[2] == 2:  # gray + alpha
         alpha = img[..., 1]
         img = img[..., 0]
-    img = img.astype(np.float32) / scale
-    if img.ndim == 2:
-        return Still(img, 0.0, depth, alpha)
-    y, cb, cr = rgb_to_ycbcr(img[..., ::-1], "bt601")
-    return Still(y, float(np.mean(np.hypot(cb, cr))), depth, alpha)
+    # in strips of rows, so a 100-megapixel scan never exists as float RGB (12 bytes a pixel)
+    h = img.shape[0]
+    luma = np.empty(img.shape[:2], np.float32)
+    chroma_sum = 0.0
+    for r in range(0, h, STRIP_ROWS):
+        part = img[r : r + STRIP_ROWS].astype(np.float32) / scale
+        if part.ndim == 2:
+            luma[r : r + STRIP_ROWS] = part
+            continue
+        y, cb, cr = rgb_to_ycbcr(part[..., ::-1], "bt601")
+        luma[r : r + STRIP_ROWS] = y
+        chroma_sum += float(np.hypot(cb, cr).sum(dtype=np.float64))
+    return Still(luma, chroma_sum / luma.size if img.ndim == 3 else 0.0, depth, alpha)
+
+
+def output_format(path: str | os.PathLike, bit_depth: int) -> tuple[float, type]:
+    """(scale, integer dtype) of the pixels :func:`write_image` writes to ``path``: 16-bit for
+    16-bit sources in formats that hold it (PNG, TIFF), else 8-bit."""
+    sixteen = bit_depth == 16 and Path(path).suffix.lower() in SIXTEEN_BIT
+    return (65535.0, np.uint16) if sixteen else (255.0, np.uint8)
+
+
+def to_bgr(rgb: np.ndarray, scale: float, dtype) -> np.ndarray:
+    """Float RGB in [0, 1] → integer BGR, in strips of rows (no float copy of the whole)."""
+    out = np.empty(rgb.shape, dtype)
+    for r in range(0, rgb.shape[0], STRIP_ROWS):
+        out[r : r + STRIP_ROWS] = rgb[r : r + STRIP_ROWS, :, ::-1] * scale + 0.5
+    return out
 
 
 def write_image(path: str | os.PathLike, rgb: np.ndarray, *, bit_depth: int, alpha: np.ndarray | None) -> None:
     """Write RGB in [0, 1] to ``path`` (format from the extension) through a temporary file
-    in the same folder, renamed into place only once it is complete."""
+    in the same folder, renamed into place only once it is complete. ``rgb`` may also be the
+    integer BGR already in :func:`output_format` (as :func:`~vcgan_cli.pipeline.compose_bgr`
+    makes it)."""
     path = Path(path)
     ext = path.suffix.lower()
     if ext not in IMAGE_EXTENSIONS:
         raise MediaError(f"{path}: unknown image extension; use one of {', '.join(IMAGE_EXTENSIONS)}")
-    sixteen = bit_depth == 16 and ext in SIXTEEN_BIT
-    scale, dtype = (65535.0, np.uint16) if sixteen else (255.0, np.uint8)
-    bgr = (rgb[..., ::-1] * scale + 0.5).astype(dtype)
+    scale, dtype = output_format(path, bit_depth)
+    if np.issubdtype(rgb.dtype, np.integer):
+        if rgb.dtype != dtype:
+            raise MediaError(f"{path}: expected {np.dtype(dtype).name} pixels, got {rgb.dtype}")
+        bgr = rgb
+    else:
+        bgr = to_bgr(rgb, scale, dtype)
     if alpha is not None and ext in (".png", ".tif", ".tiff", ".webp"):
         if alpha.dtype != dtype:
             top = np.iinfo(alpha.dtype).max if np.issubdtype(alpha.dtype, np.integer) else 1.0

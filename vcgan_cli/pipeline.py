@@ -106,6 +106,23 @@ def compose(luma: np.ndarray, rgb: np.ndarray, matrix: str = "bt601") -> np.ndar
     return ycbcr_to_rgb(luma, resize(cb, h, w), resize(cr, h, w), matrix)
 
 
+def compose_bgr(luma: np.ndarray, rgb: np.ndarray, scale: float, dtype, matrix: str = "bt601") -> np.ndarray:
+    """:func:`compose`, straight to integer BGR (``scale``: 255 or 65535) in strips of rows:
+    for a large photo only the two scaled-up chroma planes and the output exist at full
+    resolution, never a float RGB copy (the same pixels as ``compose`` then conversion)."""
+    from .colour import ycbcr_to_rgb
+    from .images import STRIP_ROWS
+
+    h, w = luma.shape
+    _, cb, cr = rgb_to_ycbcr(rgb, matrix)
+    cb, cr = resize(cb, h, w), resize(cr, h, w)
+    out = np.empty((h, w, 3), dtype)
+    for r in range(0, h, STRIP_ROWS):
+        s = slice(r, r + STRIP_ROWS)
+        out[s] = ycbcr_to_rgb(luma[s], cb[s], cr[s], matrix)[..., ::-1] * scale + 0.5
+    return out
+
+
 def colorize_frames(
     lumas,
     model: Colorizer,
@@ -342,7 +359,7 @@ def colorize_image(
 ) -> ImageResult:
     """Colourise one photo in image mode (the placeholder extractor sees the photo itself),
     keeping its size, bit depth, alpha and, by default, its own luminance."""
-    from .images import read_image, write_image
+    from .images import output_format, read_image, write_image
 
     src, dst = Path(src), Path(dst)
     if dst.exists() and src.exists() and os.path.samefile(src, dst):
@@ -361,7 +378,7 @@ def colorize_image(
     gray = np.clip(resize(still.luma, wh, ww), 0.0, 1.0)
     rgb = colorizer(gray, gray)
     if keep_luma:
-        out = compose(still.luma, rgb)
+        out = compose_bgr(still.luma, rgb, *output_format(dst, still.bit_depth))
     else:
         out = np.clip(resize(rgb, h, w), 0.0, 1.0)
     write_image(dst, out, bit_depth=still.bit_depth, alpha=still.alpha)
