@@ -1,0 +1,20 @@
+"""What the repository may hold: no file of 40 MB or more (a shipped weights file included)."""
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMIT = 40 * 2**20
+
+
+def test_no_tracked_file_reaches_40_mb():
+    try:
+        files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    big = [(f.decode(), (ROOT / f.decode()).stat().st_size) for f in files if f and (ROOT / f.decode()).is_file()]
+    big = [(name, size) for name, size in big if size >= LIMIT]
+    assert not big, f"files of 40 MB or more: {big}"
+    for weights in (ROOT / "weights").glob("*/model.safetensors"):
+        assert weights.stat().st_size < LIMIT, weights
