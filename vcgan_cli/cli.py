@@ -552,7 +552,7 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
 @click.option("--synthetic-data", multiple=True, type=click.Path(exists=True, path_type=Path), help="Stage 2: photos to make clips from by smooth camera motion with exact flow.")
 @click.option("--synthetic", type=click.FloatRange(0, 1), default=None, help="Stage 2: share of synthetic clips (default 0.5 when --synthetic-data is given).")
 @click.option("--val", type=click.Path(exists=True, path_type=Path), help="Validation clips (DAVIS layout), scored with the bench code.")
-@click.option("--model", "arch", default=None, help="Architecture: vcgan-lite (default), vcgan or tiny.")
+@click.option("--model", "arch", default=None, help="Architecture: vcgan-lite-v1 (default, the shipped design), vcgan-lite-v1c (classification head), vcgan-lite (v0.4 U-Net), vcgan (the paper) or tiny / tiny-v1.")
 @click.option("--init", type=click.Path(exists=True, path_type=Path), help="Start from a run, checkpoint or exported model (a fine-tune, or stage 2 from stage 1).")
 @click.option("--resnet50-in", type=click.Path(exists=True, path_type=Path), help="ImageNet ResNet-50-IN checkpoint for the vcgan extractors.")
 @click.option("--no-pretrained", is_flag=True, help="Do not initialise the extractors from ImageNet.")

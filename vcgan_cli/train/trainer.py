@@ -41,7 +41,7 @@ STAGE_DEFAULTS = {
 @dataclass
 class TrainConfig:
     stage: int = 1
-    model: str = "vcgan-lite"  # an architecture in VARIANTS
+    model: str = "vcgan-lite-v1"  # an architecture in VARIANTS (vcgan-lite-v1: the shipped design)
     data: list[str] = field(default_factory=list)
     val: str | None = None
     out: str = "runs/vcgan"
