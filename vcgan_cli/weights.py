@@ -59,8 +59,14 @@ REGISTRY: dict[str, Registered] = {
     "vcgan-lite": Registered(
         "vcgan-lite",
         "622943eec1003d90b25d71e3b6f7e4e93fbb1b077d9f3218346df3f114460c90",
-        "CPU-trained vcgan-lite v0.4 (v0.3 + 0.25 x (v0.3 - v0.2), weight extrapolation); see weights/vcgan-lite/README.md",
+        "CPU-trained vcgan-lite v0.4 (U-Net; v0.3 + 0.25 x (v0.3 - v0.2)); see weights/vcgan-lite/README.md",
         "1bf0362b646fa7570bd45ac79b40c5337c81bc24694b3f21be8056cfc97d3c5f",
+    ),
+    "vcgan-lite-v1": Registered(
+        "vcgan-lite-v1",
+        "3adf1571450108d5fc5e09773473324899c0c266d2bf8b602a887867a8d245cd",
+        "CPU-trained vcgan-lite v1 (EfficientNet-Lite0 encoder, chroma at 1/4, guided upsampling; ~3x faster); see weights/vcgan-lite-v1/README.md",
+        "dfd9634574a3809e36e4c7ff70a389e526f66294080477340956eef59831e207",
     ),
 }
 
