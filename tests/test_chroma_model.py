@@ -115,18 +115,6 @@ def test_ycbcr_round_trip():
     assert torch.allclose(ycbcr_to_rgb_tensor(y, rgb_to_cbcr_tensor(rgb)), rgb, atol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    import cv2
-
-    folder = tmp_path_factory.mktemp("photos")
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        base = cv2.resize(rng.random((6, 8, 3)).astype(np.float32), (200, 150), interpolation=cv2.INTER_CUBIC)
-        cv2.imwrite(str(folder / f"p{i:02d}.jpg"), (np.clip(base, 0, 1) * 255).astype(np.uint8))
-    return folder
-
-
 @pytest.mark.parametrize("stage", [1, 2])
 def test_trainer_trains_the_classes_head_in_both_stages(tmp_path, photos, stage):
     from vcgan_cli.train.trainer import TrainConfig, Trainer

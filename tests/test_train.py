@@ -19,18 +19,6 @@ from vcgan_cli.train.losses import REBALANCE_BY, ColourRarity, temporal_losses
 from vcgan_cli.train.trainer import TrainConfig, Trainer
 
 
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    """Twelve small colour photos: smooth colour fields with texture."""
-    folder = tmp_path_factory.mktemp("photos")
-    rng = np.random.default_rng(0)
-    for i in range(12):
-        base = cv2.resize(rng.random((6, 8, 3)).astype(np.float32), (200, 150), interpolation=cv2.INTER_CUBIC)
-        detail = cv2.resize(rng.random((40, 50)).astype(np.float32), (200, 150))[..., None] * 0.3
-        cv2.imwrite(str(folder / f"p{i:02d}.jpg"), (np.clip(base * 0.7 + detail, 0, 1) * 255).astype(np.uint8))
-    return folder
-
-
 def config(tmp_path, photos, **kw):
     base = dict(
         model="tiny", data=[str(photos)], out=str(tmp_path / "run"), size=128, batch_size=2, steps=4,
