@@ -64,21 +64,25 @@ def _cbcr(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cb, cr
 
 
+def _chroma_distance(p: tuple[np.ndarray, np.ndarray], g: tuple[np.ndarray, np.ndarray]) -> float:
+    return float(np.mean(np.hypot(p[0] - g[0], p[1] - g[1])) * 100.0)
+
+
+def _cast_distance(p: tuple[np.ndarray, np.ndarray], g: tuple[np.ndarray, np.ndarray]) -> float:
+    return float(np.hypot(p[0].mean() - g[0].mean(), p[1].mean() - g[1].mean()) * 100.0)
+
+
 def chroma_error(pred: np.ndarray, gt: np.ndarray) -> float:
     """Mean per-pixel distance between the two (Cb, Cr), ×100 (chroma in [-0.5, 0.5]): how
     far the colour is from the truth's, pixel for pixel; the grayscale input scores the
     truth's own mean chroma."""
-    pcb, pcr = _cbcr(pred)
-    gcb, gcr = _cbcr(gt)
-    return float(np.mean(np.hypot(pcb - gcb, pcr - gcr)) * 100.0)
+    return _chroma_distance(_cbcr(pred), _cbcr(gt))
 
 
 def cast(pred: np.ndarray, gt: np.ndarray) -> float:
     """Distance between the frame's mean (Cb, Cr) and the truth's, ×100: a colour cast over
     the whole picture (0 for the truth)."""
-    pcb, pcr = _cbcr(pred)
-    gcb, gcr = _cbcr(gt)
-    return float(np.hypot(pcb.mean() - gcb.mean(), pcr.mean() - gcr.mean()) * 100.0)
+    return _cast_distance(_cbcr(pred), _cbcr(gt))
 
 
 def purple_share(rgb: np.ndarray) -> float:
@@ -160,10 +164,12 @@ class ClipScorer:
             self.ssim.append(ssim(pred, gt))
         if "colourfulness" in self.metrics:
             self.colourfulness.append(colourfulness(pred))
-        if "chroma-error" in self.metrics:
-            self.chroma.append(chroma_error(pred, gt))
-        if "cast" in self.metrics:
-            self.casts.append(cast(pred, gt))
+        if "chroma-error" in self.metrics or "cast" in self.metrics:
+            p, g = _cbcr(pred), _cbcr(gt)  # once a frame for both
+            if "chroma-error" in self.metrics:
+                self.chroma.append(_chroma_distance(p, g))
+            if "cast" in self.metrics:
+                self.casts.append(_cast_distance(p, g))
         if "purple" in self.metrics:
             self.purple.append(purple_share(pred))
         if "warp-error" in self.metrics:

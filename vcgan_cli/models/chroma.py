@@ -170,9 +170,8 @@ class EncoderGenerator(nn.Module):
         self.detail = nn.Sequential(_cbr(1, 16, 2), _cbr(16, 24, 2))  # the lean full-resolution path
         self.up16 = nn.Sequential(_cbr(e + ch[2] + p16, 4 * c), _cbr(4 * c, 4 * c))
         self.up8 = nn.Sequential(_cbr(4 * c + ch[1] + p8, 3 * c), _cbr(3 * c, 3 * c))
-        self.up4 = nn.Sequential(_cbr(3 * c + ch[0] + p4 + 24, 2 * c), _cbr(2 * c, 2 * c))
-        if config.chroma_scale == 8:
-            self.up4 = nn.Sequential(_cbr(3 * c + ch[0] + p4 + 24, 2 * c), _cbr(2 * c, 2 * c, 2))
+        # chroma_scale 8: the last conv strides down to 1/8
+        self.up4 = nn.Sequential(_cbr(3 * c + ch[0] + p4 + 24, 2 * c), _cbr(2 * c, 2 * c, config.chroma_scale // 4))
         classes = config.chroma_head == "classes"
         self.bins = ChromaBins(config.chroma_bins) if classes else None
         self.head = nn.Conv2d(2 * c, config.chroma_bins ** 2 if classes else 2, 1)
