@@ -433,6 +433,27 @@ def test_skip_fusion_fine_tunes_from_a_model_without_it(tmp_path, photos):
     assert resumed.config.skip_fusion is False and not hasattr(resumed.generator, "skip16")
 
 
+def test_a_regression_model_forks_into_a_classification_head(tmp_path, photos):
+    """--init from a regression-head model into a classification-head one: the trunk carries
+    over tensor for tensor, the head (another shape) starts fresh and is said to."""
+    Trainer(config(tmp_path, photos, stage=1, steps=1, model="tiny-v1r", out=str(tmp_path / "reg"))).run()
+    said = []
+    forked = Trainer(config(tmp_path, photos, stage=1, model="tiny-v1", out=str(tmp_path / "cls"),
+                            init=str(tmp_path / "reg" / "checkpoints" / "last.pt")), on_message=said.append)
+    from vcgan_cli.train.trainer import load_generator_state
+
+    source = load_generator_state(tmp_path / "reg" / "checkpoints" / "last.pt")
+    own = forked.generator.state_dict()
+    assert own["head.weight"].shape[0] == 16 and source["head.weight"].shape[0] == 2
+    assert any("starting fresh" in m and "head.weight" in m for m in said)
+    same = [k for k in source if k in own and own[k].shape == source[k].shape]
+    assert len(same) == len(source) - 2 and all(torch.equal(own[k], source[k]) for k in same)
+    forked.run()
+    with pytest.raises(VcganError, match="not a tiny generator"):  # the U-Net shares almost nothing
+        Trainer(config(tmp_path, photos, stage=1, model="tiny", out=str(tmp_path / "unet"),
+                       init=str(tmp_path / "reg" / "checkpoints" / "last.pt")))
+
+
 def test_time_limit_stops_cleanly_and_resumes(tmp_path, photos):
     result = Trainer(config(tmp_path, photos, stage=1, steps=50, checkpoint_every=1000)).run(time_limit_s=0)
     assert result["stopped"] == "time limit" and result["step"] == 1

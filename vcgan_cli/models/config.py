@@ -159,4 +159,8 @@ VARIANTS: dict[str, ModelConfig] = {
         name="tiny-v1", base_width=4, extractor="tiny", extractor_channels=8, nonlocal_blocks=0,
         mainstream="encoder", chroma_head="classes", chroma_bins=4, pfe_width=4,
     ),
+    "tiny-v1r": ModelConfig(
+        name="tiny-v1", base_width=4, extractor="tiny", extractor_channels=8, nonlocal_blocks=0,
+        mainstream="encoder", chroma_head="regress", pfe_width=4,
+    ),
 }

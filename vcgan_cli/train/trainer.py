@@ -403,10 +403,17 @@ class Trainer:
     def _initialise(self, c: TrainConfig) -> None:
         if c.init:
             state = load_generator_state(c.init)
+            own = self.generator.state_dict()
+            # a tensor whose shape differs (a regression head forked into a classification head)
+            # starts fresh, like one the source lacks; anything the model does not have is refused
+            reshaped = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+            state = {k: v for k, v in state.items() if k not in reshaped}
             missing, unexpected = self.generator.load_state_dict(state, strict=False)
-            if unexpected or len(missing) == len(self.generator.state_dict()):
+            if unexpected or len(missing) == len(own):
                 raise VcganError(f"{c.init}: these weights are not a {c.model} generator")
-            self.say(f"initialised from {c.init}" + (f"; not in it, so starting fresh: {len(missing)} tensors ({missing[0]}, ...)" if missing else ""))
+            fresh = sorted(set(missing))
+            names = ", ".join(fresh[:4]) + (", ..." if len(fresh) > 4 else "")
+            self.say(f"initialised from {c.init}" + (f"; starting fresh (not in it, or another shape): {len(fresh)} tensors ({names})" if fresh else ""))
             return
         arch: ModelConfig = VARIANTS[c.model]
         if c.pretrained and arch.extractor == "efficientnet-lite0":
