@@ -156,6 +156,18 @@ def test_cli_train_export_and_colorize(tmp_path, photos):
     assert again.exit_code == 1 and "--resume" in again.output
 
 
+def test_a_config_files_out_is_where_the_run_goes(tmp_path, photos, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where the default runs/stage1 would land
+    settings = dict(stage=1, model="tiny", data=[str(photos)], out=str(tmp_path / "mine"), size=128, batch_size=1,
+                    steps=1, perceptual="none", workers=0, pretrained=False, device="cpu")
+    (tmp_path / "c.json").write_text(json.dumps(settings))
+    result = CliRunner().invoke(main, ["train", "--config", str(tmp_path / "c.json"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "mine" / "checkpoints" / "last.pt").exists() and not (tmp_path / "runs").exists()
+    result = CliRunner().invoke(main, ["train", "--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "flag"), "-q"])
+    assert result.exit_code == 0 and (tmp_path / "flag" / "checkpoints" / "last.pt").exists()  # the flag wins
+
+
 def test_two_process_torchrun_on_cpu(tmp_path, photos):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [

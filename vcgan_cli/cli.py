@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import sys
@@ -12,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from . import __version__
+from . import __version__, files
 from .errors import VcganError
 
 err = Console(stderr=True, highlight=False)
@@ -88,7 +89,7 @@ def _run(fn):
     except KeyboardInterrupt:
         _fail("interrupted; no output was written", 130)
     except OSError as exc:  # full disk, permissions
-        _fail(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
+        _fail(f"{files.os_error_text(exc)}{f': {exc.filename}' if exc.filename else ''}")
     except Exception as exc:  # noqa: BLE001
         if os.environ.get("VCGAN_DEBUG"):
             raise
@@ -117,6 +118,9 @@ def _check_result_file(path: Path | None, option: str, *, overwrite: bool, prote
     if path is None:
         return
     _check_parent(path, option)
+    problem = files.target_problem(path)
+    if problem:
+        _fail(f"{option} {path}: {problem}")
     if path.is_dir():
         _fail(f"{option} {path}: is a folder; give a file name")
     for other in protected:
@@ -131,10 +135,11 @@ def _check_result_file(path: Path | None, option: str, *, overwrite: bool, prote
         _fail(f"{option} {path}: exists (pass --overwrite to replace it)")
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.vcgan-tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _write_text(path: Path, text: str, *, overwrite: bool) -> None:
+    try:
+        files.write_atomic(path, text, overwrite=overwrite)
+    except OSError as exc:
+        raise VcganError(f"cannot write {path}: {files.os_error_text(exc)}") from None
 
 
 class _LazyProgress:
@@ -298,7 +303,7 @@ def colorize(input, output, model, size, codec, crf, raw, no_scene_detect, scene
     for w in result.warnings:
         _warn(w)
     if report:
-        _run(lambda: _write_text(report, json.dumps(result.to_dict(), indent=2) + "\n"))
+        _run(lambda: _write_text(report, json.dumps(result.to_dict(), indent=2) + "\n", overwrite=overwrite))
     if not quiet:
         cuts = [i for i in result.shot_starts if i > 0]
         cut_text = f" (cuts at frames {', '.join(map(str, cuts[:8]))}{', …' if len(cuts) > 8 else ''})" if cuts else ""
@@ -335,7 +340,7 @@ def image(inputs, raw_output, model, size, raw, device, precision, overwrite, qu
     from .pipeline import colorize_image, image_output_path
     from .runtime import load_model
 
-    files: list[Path] = []
+    photos: list[Path] = []
     for p in inputs:
         if p.is_dir():
             # a folder's own earlier outputs (NAME_color.EXT) are not inputs
@@ -345,12 +350,14 @@ def image(inputs, raw_output, model, size, raw, device, precision, overwrite, qu
             )
             if not found:
                 _fail(f"{p}: no images (JPEG, PNG, TIFF, WebP, BMP) in this folder")
-            files.extend(found)
+            photos.extend(found)
         elif not p.exists():
             _fail(f"{p}: no such file or folder")
         else:
-            files.append(p)
-    many = len(files) > 1 or any(p.is_dir() for p in inputs)
+            photos.append(p)
+    if output is not None and files.name_problem(output):
+        _fail(f"{output}: {files.name_problem(output)}")
+    many = len(photos) > 1 or any(p.is_dir() for p in inputs)
     as_folder = output is not None and (many or str(raw_output).endswith(("/", os.sep)) or output.is_dir())
     if as_folder and output.exists() and not output.is_dir():
         _fail(f"{output} is a file; several inputs need an output folder")
@@ -359,13 +366,14 @@ def image(inputs, raw_output, model, size, raw, device, precision, overwrite, qu
     if output is not None and not as_folder:
         if output.suffix.lower() not in IMAGE_EXTENSIONS:
             _fail(f"{output}: unknown image extension; use one of {', '.join(IMAGE_EXTENSIONS)}")
-        if not output.absolute().parent.is_dir():
-            _fail(f"{output}: folder {output.absolute().parent} does not exist")
+        problem = files.folder_problem(output.absolute().parent)
+        if problem:
+            _fail(f"{output}: {problem}")
 
     colorizer = _run(lambda: load_model(model, device=device, precision=precision))
     note = not colorizer.weights.trained and not quiet
     failed = 0
-    for src in files:
+    for src in photos:
         dst = image_output_path(src, output, as_folder)
         try:
             result = colorize_image(src, dst, model=colorizer, size=size, keep_luma=not raw, overwrite=overwrite)
@@ -376,7 +384,7 @@ def image(inputs, raw_output, model, size, raw, device, precision, overwrite, qu
             failed += 1
             continue
         except OSError as exc:
-            _say("[bold red]error:[/]", f"{src}: {exc.strerror or exc}")
+            _say("[bold red]error:[/]", f"{src} → {dst}: {files.os_error_text(exc)}")
             failed += 1
             continue
         except Exception as exc:  # noqa: BLE001 - one bad photo must not stop a batch
@@ -391,8 +399,8 @@ def image(inputs, raw_output, model, size, raw, device, precision, overwrite, qu
             _warn(w)
         if not quiet:
             err.print(f"[green]wrote[/] {escape(str(dst))} ({result.size[1]}×{result.size[0]})", soft_wrap=True)
-    if failed and len(files) > 1:
-        _fail(f"{failed} of {len(files)} images failed")
+    if failed and len(photos) > 1:
+        _fail(f"{failed} of {len(photos)} images failed")
     if failed:
         sys.exit(1)
 
@@ -530,18 +538,19 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
                 ratios = ", ".join(f"{r:.2f}" for r in e["network_time_ratio"])
                 out.print(f"network time per frame, {report['environment'].get('model')} / {escape(label)}: {ratios}")
     if json_path:
-        _run(lambda: _write_text(json_path, json.dumps(report, indent=2) + "\n"))
+        _run(lambda: _write_text(json_path, json.dumps(report, indent=2) + "\n", overwrite=True))
     if csv_path and "quality" in report:
         import csv
 
         def write_csv():
             q = report["quality"]
-            with open(csv_path, "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(["method", "clip", *q["metrics"], "frames"])
-                for row, body in q["rows"].items():
-                    for clip, summ in [*body["clips"].items(), ("mean", body["mean"])]:
-                        w.writerow([row, clip, *[summ.get(m) for m in q["metrics"]], summ.get("frames")])
+            text = io.StringIO(newline="")
+            w = csv.writer(text)
+            w.writerow(["method", "clip", *q["metrics"], "frames"])
+            for row, body in q["rows"].items():
+                for clip, summ in [*body["clips"].items(), ("mean", body["mean"])]:
+                    w.writerow([row, clip, *[summ.get(m) for m in q["metrics"]], summ.get("frames")])
+            _write_text(csv_path, text.getvalue(), overwrite=True)
 
         _run(write_csv)
 
@@ -637,7 +646,7 @@ def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, 
         else:
             if "stage" not in settings:
                 raise VcganError("pass --stage 1 (images) or --stage 2 (videos), or --resume RUN_DIR")
-            settings["out"] = str(out or Path("runs") / f"stage{settings['stage']}")
+            settings["out"] = str(out or settings.get("out") or Path("runs") / f"stage{settings['stage']}")
             if Path(settings["out"], "checkpoints", "last.pt").exists():
                 raise VcganError(f"{settings['out']} already holds a run; use --resume {settings['out']} or another --out")
             trainer = Trainer(TrainConfig(**settings), on_step=on_step, on_message=say)

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import contextlib
+import sys
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .colour import rgb_to_ycbcr
+from . import files
 from .errors import MediaError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
@@ -24,6 +28,30 @@ class Still:
     chroma: float  # mean |Cb, Cr| of the input; ~0 for a black-and-white picture
     bit_depth: int  # 8 or 16
     alpha: np.ndarray | None  # the input's alpha channel, kept as is
+    warnings: list[str] = field(default_factory=list)  # what the decoder said (damaged data)
+
+
+@contextlib.contextmanager
+def _native_stderr():
+    """Collect what native decoders (libjpeg: "Corrupt JPEG data: ...") write straight to file
+    descriptor 2 while the block runs, as a list of lines, instead of letting it reach the
+    terminal past ``-q``; the caller turns it into warnings."""
+    lines: list[str] = []
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (some embedded interpreters): leave it be
+        yield lines
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines.extend(sink.read(4096).decode("utf-8", "replace").splitlines())
 
 
 def read_image(path: str | os.PathLike) -> Still:
@@ -35,9 +63,11 @@ def read_image(path: str | os.PathLike) -> Still:
     data = np.fromfile(path, dtype=np.uint8)  # also works for non-ASCII paths
     # ANYCOLOR|ANYDEPTH keeps gray as gray and 16 bits as 16 bits and, unlike UNCHANGED,
     # applies the EXIF orientation, so a phone photo comes out the way viewers show it.
-    img = cv2.imdecode(data, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
+    with _native_stderr() as said:
+        img = cv2.imdecode(data, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
     if img is not None and path.suffix.lower() in (".png", ".tif", ".tiff", ".webp"):
-        full = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # formats with alpha (no EXIF rotation)
+        with _native_stderr():
+            full = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # formats with alpha (no EXIF rotation)
         if full is not None and full.ndim == 3 and full.shape[2] in (2, 4):
             img = full
     if img is None:
@@ -69,7 +99,9 @@ def read_image(path: str | os.PathLike) -> Still:
         y, cb, cr = rgb_to_ycbcr(part[..., ::-1], "bt601")
         luma[r : r + STRIP_ROWS] = y
         chroma_sum += float(np.hypot(cb, cr).sum(dtype=np.float64))
-    return Still(luma, chroma_sum / luma.size if img.ndim == 3 else 0.0, depth, alpha)
+    damage = [f"{path}: {line.strip()} (the decoder's words); parts of the picture may be grey or smeared"
+              for line in said if line.strip()][:3]
+    return Still(luma, chroma_sum / luma.size if img.ndim == 3 else 0.0, depth, alpha, damage)
 
 
 def output_format(path: str | os.PathLike, bit_depth: int) -> tuple[float, type]:
@@ -87,9 +119,11 @@ def to_bgr(rgb: np.ndarray, scale: float, dtype) -> np.ndarray:
     return out
 
 
-def write_image(path: str | os.PathLike, rgb: np.ndarray, *, bit_depth: int, alpha: np.ndarray | None) -> None:
-    """Write RGB in [0, 1] to ``path`` (format from the extension) through a temporary file
-    in the same folder, renamed into place only once it is complete. ``rgb`` may also be the
+def write_image(
+    path: str | os.PathLike, rgb: np.ndarray, *, bit_depth: int, alpha: np.ndarray | None, overwrite: bool = False
+) -> None:
+    """Write RGB in [0, 1] to ``path`` (format from the extension) through
+    :func:`~vcgan_cli.files.write_atomic` (``overwrite``: replace a file that is there). ``rgb`` may also be the
     integer BGR already in :func:`output_format` (as :func:`~vcgan_cli.pipeline.compose_bgr`
     makes it)."""
     path = Path(path)
@@ -114,13 +148,7 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, *, bit_depth: int, alp
     ok, encoded = cv2.imencode(ext, bgr, params)
     if not ok:
         raise MediaError(f"{path}: OpenCV could not encode this image")
-    tmp = path.with_name(f".{path.name}.vcgan-tmp")
     try:
-        with open(tmp, "wb") as f:
-            f.write(encoded.tobytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        files.write_atomic(path, encoded.tobytes(), overwrite=overwrite)
+    except OSError as exc:
+        raise MediaError(f"cannot write {path}: {files.os_error_text(exc)}") from None

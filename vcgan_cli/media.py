@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import weakref
 from dataclasses import dataclass
 from fractions import Fraction
@@ -25,7 +24,8 @@ import av
 import cv2
 import numpy as np
 
-from .errors import MediaError
+from . import files
+from .errors import MediaError, VcganError
 
 __all__ = [
     "AudioStreamInfo",
@@ -104,6 +104,8 @@ def _one_line(text: object) -> str:
 
 
 def _ffmpeg_message(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.errno:
+        return files.os_error_text(err)
     msg = getattr(err, "strerror", None) or str(err)
     return _one_line(msg)
 
@@ -745,10 +747,10 @@ class VideoWriter:
         if os.path.exists(p) and not overwrite:
             raise MediaError(f"{p} exists; pass --overwrite to replace it")
         parent = os.path.dirname(os.path.abspath(p))
-        if not os.path.isdir(parent):
-            raise MediaError(f"folder {parent} does not exist; create it or choose another output path")
-        if not os.access(parent, os.W_OK):
-            raise MediaError(f"cannot write to folder {parent} (permission denied); choose another output path")
+        problem = files.target_problem(p)
+        if problem:
+            raise MediaError(f"cannot write {p}: {problem}; {'create it or ' if 'exist' in problem else ''}choose another output path")
+        self.overwrite = bool(overwrite)
         ext = os.path.splitext(p)[1].lower()
         if ext not in CONTAINERS:
             known = ", ".join(sorted(CONTAINERS))
@@ -804,8 +806,7 @@ class VideoWriter:
         self._trc = reader._color_trc or 2
 
         # ---- open the output (temporary file in the same folder) and set up streams
-        stem = os.path.basename(p)
-        self._tmp_path = os.path.join(parent, f".{stem}.{secrets.token_hex(4)}.tmp{ext}")
+        self._tmp_path = str(files.temp_path(p))
         try:
             self._out = av.open(_local(self._tmp_path), "w", format=fmt_name, options=self._mux_options())
             self._setup_video()
@@ -1074,22 +1075,9 @@ class VideoWriter:
                     self._encode_audio(entry, None)
             self._out.close()
             self._out = None
-            fd = os.open(self._tmp_path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(self._tmp_path, self.path)
+            files.publish(self._tmp_path, self.path, overwrite=self.overwrite)
             self._tmp_path = None
-            try:
-                dfd = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
-            except OSError:
-                pass
-        except MediaError:
+        except VcganError:
             self.abort()
             raise
         except (av.FFmpegError, OSError) as e:
@@ -1112,13 +1100,7 @@ class VideoWriter:
                 pass
         self._close_template()
         tmp, self._tmp_path = self._tmp_path, None
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            except OSError:
-                pass
+        files.discard(tmp)
 
     def _close_template(self) -> None:
         tmpl, self._tmpl = self._tmpl, None

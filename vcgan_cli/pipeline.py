@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import files
 from .colour import rgb_to_gray, rgb_to_ycbcr
 from .errors import VcganError
 from .flow import SceneCutDetector, estimate_flow, to_u8, warp
@@ -366,11 +367,12 @@ def colorize_image(
         raise VcganError(f"{dst} is the input itself; choose another output name")
     if dst.exists() and not overwrite:
         raise VcganError(f"{dst} exists; pass --overwrite to replace it")
-    if not dst.parent.is_dir():
-        raise VcganError(f"{dst.parent}: output folder does not exist")
+    problem = files.target_problem(dst)
+    if problem:
+        raise VcganError(f"cannot write {dst}: {problem}")
     colorizer = _resolve_model(model, device, precision)
     still = read_image(src)
-    warnings = []
+    warnings = list(still.warnings)
     if still.chroma > COLOUR_INPUT_CHROMA:
         warnings.append(f"{src} looks like a colour photo; its colours are discarded and replaced")
     h, w = still.luma.shape
@@ -381,5 +383,5 @@ def colorize_image(
         out = compose_bgr(still.luma, rgb, *output_format(dst, still.bit_depth))
     else:
         out = np.clip(resize(rgb, h, w), 0.0, 1.0)
-    write_image(dst, out, bit_depth=still.bit_depth, alpha=still.alpha)
+    write_image(dst, out, bit_depth=still.bit_depth, alpha=still.alpha, overwrite=overwrite)
     return ImageResult(str(src), str(dst), (h, w), (wh, ww), warnings)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from . import files
 from .errors import WeightsError
 from .models import VARIANTS, Generator, ModelConfig, build_generator
 
@@ -273,20 +274,17 @@ def save_weights(generator: Generator, folder: str | os.PathLike, *, dtype: torc
             )
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{WEIGHTS_NAME}.tmp"
-    tmp_config = folder / f".{CONFIG_NAME}.tmp"
     try:
-        # one metadata key: safetensors writes several in no fixed order, and the bytes (so the
-        # pinned SHA-256) of an export should depend on the weights alone
-        save_file(state, str(tmp), metadata={"vcgan_config": generator.config.to_json()})
-        tmp_config.write_text(generator.config.to_json())
-        shutil.copymode(tmp_config, tmp)  # safetensors creates its file private (0600); give it the config's mode
-        # both files complete before either is renamed into place
-        os.replace(tmp_config, folder / CONFIG_NAME)
-        os.replace(tmp, folder / WEIGHTS_NAME)
+        # both files complete (and on disk) before either gets its name; the folder was
+        # checked by check_model_folder, so what is in it now is replaced
+        with files.atomic_path(folder / WEIGHTS_NAME, overwrite=True) as tmp:
+            with files.atomic_path(folder / CONFIG_NAME, overwrite=True) as tmp_config:
+                # one metadata key: safetensors writes several in no fixed order, and the bytes
+                # (so the pinned SHA-256) of an export should depend on the weights alone
+                save_file(state, str(tmp), metadata={"vcgan_config": generator.config.to_json()})
+                tmp_config.write_text(generator.config.to_json())
+                shutil.copymode(tmp_config, tmp)  # safetensors creates its file private (0600)
     except BaseException:
-        for leftover in (tmp, tmp_config):
-            leftover.unlink(missing_ok=True)
         if created and not any(folder.iterdir()):
             folder.rmdir()
         raise

@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .. import files
 from ..errors import VcganError
 from ..models import VARIANTS, Discriminator, Generator, ModelConfig, build_generator
 from ..colour import rgb_to_gray_tensor
@@ -393,7 +394,7 @@ class Trainer:
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             self._lock = _lock_run(self.out)
-            (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2) + "\n")
+            files.write_atomic(self.out / "config.json", json.dumps(dataclasses.asdict(c), indent=2) + "\n", overwrite=True)
             described = getattr(self.dataset, "describe", lambda: f"{type(self.dataset).__name__}")()
             self.say(f"data: {described}")
             self.say(f"perceptual loss: {getattr(self.perceptual, 'name', 'none')}")
@@ -471,9 +472,8 @@ class Trainer:
             "colour_counts": self.rarity.state_dict() if self.rarity is not None else None,
             "rng": _rng_state(),
         }
-        tmp = folder / ".last.pt.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, folder / "last.pt")
+        with files.atomic_path(folder / "last.pt", overwrite=True) as tmp:
+            torch.save(state, tmp)
         numbered = folder / f"step-{self.step:07d}.pt"
         if numbered.exists():
             numbered.unlink()
@@ -627,7 +627,7 @@ class Trainer:
         if better:
             self.best = value
             save_weights(self.model, self.out / "best")
-            (self.out / "best" / "metrics.json").write_text(json.dumps({"step": self.step, **report}, indent=2) + "\n")
+            files.write_atomic(self.out / "best" / "metrics.json", json.dumps({"step": self.step, **report}, indent=2) + "\n", overwrite=True)
         return {"step": self.step, "best": better, **{k: v for k, v in mean.items()}}
 
     def save_samples(self, batch: dict) -> None:
