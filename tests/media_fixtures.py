@@ -430,3 +430,29 @@ def truncate_file(src: str | os.PathLike, dst: str | os.PathLike, fraction: floa
     with open(dst, "wb") as f:
         f.write(data[:n])
     return n
+
+
+def corrupt_packet(src: str | os.PathLike, dst: str | os.PathLike, index: int, seed: int = 1) -> None:
+    """Copy ``src`` to ``dst`` stream for stream, with the ``index``-th video packet's payload
+    (after its first third) replaced by noise: one picture that cannot be decoded, the
+    container intact."""
+    rng = np.random.default_rng(seed)
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        n = 0
+        for packet in inp.demux():
+            if packet.size == 0:
+                continue
+            target = streams[packet.stream.index]
+            if packet.stream.type == "video":
+                if n == index:
+                    data = bytearray(bytes(packet))
+                    cut = len(data) // 3
+                    data[cut:] = rng.integers(0, 256, len(data) - cut, dtype=np.uint8).tobytes()
+                    bad = av.Packet(bytes(data))
+                    bad.pts, bad.dts, bad.time_base, bad.duration = packet.pts, packet.dts, packet.time_base, packet.duration
+                    bad.is_keyframe = packet.is_keyframe
+                    packet = bad
+                n += 1
+            packet.stream = target
+            out.mux(packet)

@@ -282,6 +282,26 @@ def test_bench_results_never_land_in_the_data_they_score(tmp_path):
     assert result.exit_code != 0 and "the same file" in result.output
 
 
+def test_a_corrupt_packet_mid_film_keeps_every_frame_and_the_sound_or_stops_with_strict(tmp_path):
+    from media_fixtures import corrupt_packet
+
+    src, bad = tmp_path / "ok.mkv", tmp_path / "bad.mkv"
+    make_clip(src, frames=100, codec="ffv1", audio="aac", codec_options={"slicecrc": "1", "g": "1"})
+    corrupt_packet(src, bad, 30)
+    out, report = tmp_path / "out.mkv", tmp_path / "r.json"
+    result = run("colorize", bad, "-o", out, "--model", "tiny", "--size", "128", "-q", "--report", report)
+    assert result.exit_code == 0, result.output
+    assert "frame 30 (1.00 s)" in result.output and "replaced by the previous good one" in result.output
+    a, b = probe(src), probe(out)
+    assert b["frames"] == 100 and b["pts"] == a["pts"]
+    assert b["audio"][0]["duration"] == pytest.approx(a["audio"][0]["duration"], abs=0.03)
+    saved = json.loads(report.read_text())
+    assert saved["damaged_frames"] == [30] and saved["frames"] == 100
+    result = run("colorize", bad, "-o", tmp_path / "strict.mkv", "--model", "tiny", "--size", "128", "-q", "--strict")
+    assert result.exit_code == 3 and "--strict" in result.output and len(result.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mkv", "ok.mkv", "out.mkv", "r.json"]
+
+
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
 def test_sigterm_and_sighup_stop_a_colorize_like_ctrl_c(tmp_path, signame):
     import os

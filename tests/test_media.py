@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from media_fixtures import (
+    corrupt_packet,
     make_audio_only,
     make_clip,
     make_video_without_frames,
@@ -16,7 +17,7 @@ from media_fixtures import (
     psnr,
     truncate_file,
 )
-from vcgan_cli.errors import MediaError
+from vcgan_cli.errors import DamagedMediaError, MediaError
 from vcgan_cli.media import AudioPacket, Frame, MediaReader, VideoInfo, VideoWriter
 
 AAC_FRAME_S = 1024 / 48000
@@ -400,7 +401,9 @@ def test_truncated_mkv_reads_up_to_the_break_with_a_warning(tmp_path):
     assert probe(tmp_path / "cut_out.mkv")["frames"] == len(frames)
 
 
-def test_corrupt_middle_stops_cleanly_with_a_warning(tmp_path):
+def test_a_damaged_stretch_is_stood_in_for_frame_for_frame_with_a_warning(tmp_path):
+    """Noise over an eighth of an all-intra mkv (clusters and pictures): the demuxer finds its
+    way again, and every picture lost in between is the previous good one, at its own time."""
     src, bad = tmp_path / "ok.mkv", tmp_path / "bad.mkv"
     make_clip(src, frames=40, codec="ffv1", audio=None, codec_options={"slicecrc": "1"})
     data = bytearray(src.read_bytes())
@@ -411,13 +414,31 @@ def test_corrupt_middle_stops_cleanly_with_a_warning(tmp_path):
     reader = MediaReader(bad)
     items = list(reader.demux())  # no exception
     frames = [f for f in items if isinstance(f, Frame)]
-    assert 1 <= len(frames) < 40
-    assert [f.index for f in frames] == list(range(len(frames)))
-    assert len(reader.warnings) == 1
-    msg = reader.warnings[0]
-    assert "\n" not in msg
-    assert msg.startswith(f"stream is damaged after frame {len(frames) - 1} (")
-    assert msg.endswith("colourised up to there")
+    good = [f for f in MediaReader(src).demux() if isinstance(f, Frame)]
+    assert [f.pts for f in frames] == [f.pts for f in good] and [f.index for f in frames] == list(range(40))
+    damaged = [f.index for f in frames if f.damaged]
+    assert damaged and damaged == reader.damaged_frames and damaged == list(range(damaged[0], damaged[-1] + 1))
+    first = damaged[0]
+    assert all(f.luma is frames[first - 1].luma for f in frames if f.damaged)  # the last good picture
+    assert len(reader.warnings) == 1 and "\n" not in reader.warnings[0]
+    assert reader.warnings[0].startswith(f"{len(damaged)} damaged frames could not be decoded")
+    assert f"frames {first} (" in reader.warnings[0] and "timing and sound stay" in reader.warnings[0]
+    with pytest.raises(DamagedMediaError, match="--strict"):
+        list(MediaReader(bad, strict=True).demux())
+
+
+def test_one_corrupt_packet_costs_one_stand_in_not_the_rest_of_the_film(tmp_path):
+    """The hostile test's case 7: frame 30 of 100 in an all-intra ffv1 file."""
+    src, bad = tmp_path / "ok.mkv", tmp_path / "bad.mkv"
+    make_clip(src, frames=100, codec="ffv1", audio="aac", codec_options={"slicecrc": "1", "g": "1"})
+    corrupt_packet(src, bad, 30)
+    reader = MediaReader(bad)
+    frames = [f for f in reader.demux() if isinstance(f, Frame)]
+    good = [f for f in MediaReader(src).demux() if isinstance(f, Frame)]
+    assert [f.pts for f in frames] == [f.pts for f in good]
+    assert reader.damaged_frames == [30] and frames[30].luma is frames[29].luma
+    assert np.array_equal(frames[31].luma, good[31].luma)  # what follows is the film itself
+    assert "frame 30 (1.00 s)" in reader.warnings[0]
 
 
 @pytest.mark.parametrize("codec", ["mpeg4", "libx264"])

@@ -81,7 +81,7 @@ def _run(fn):
         with _stop_on_signals():
             return fn()
     except VcganError as exc:
-        _fail(str(exc))
+        _fail(str(exc), exc.exit_code)
     except _Signalled as exc:
         import signal
 
@@ -269,7 +269,8 @@ def main() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists (the input is never replaced).")
 @click.option("--report", type=click.Path(path_type=Path), help="Also write a JSON summary (frames, shot starts, timing) here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary; errors and warnings only.")
-def colorize(input, output, model, size, codec, crf, raw, no_scene_detect, scene_sensitivity, device, precision, overwrite, report, quiet):
+@click.option("--strict", is_flag=True, help="Stop with exit status 3 at any damage in the input, instead of replacing an undecodable frame by the previous good one.")
+def colorize(input, output, model, size, codec, crf, raw, no_scene_detect, scene_sensitivity, device, precision, overwrite, report, quiet, strict):
     """Colourise the film INPUT into a new video, keeping its sound and timing."""
     from .pipeline import colorize_video
     from .runtime import load_model
@@ -295,6 +296,7 @@ def colorize(input, output, model, size, codec, crf, raw, no_scene_detect, scene
                 detect_cuts=not no_scene_detect,
                 cut_sensitivity=scene_sensitivity,
                 progress=bar.update,
+                strict=strict,
             )
         finally:
             bar.stop()

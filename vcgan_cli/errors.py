@@ -2,7 +2,10 @@
 
 
 class VcganError(Exception):
-    """A failure the user can act on; ``str(err)`` is a single line saying what to do."""
+    """A failure the user can act on; ``str(err)`` is a single line saying what to do.
+    ``exit_code`` is the command's exit status for it."""
+
+    exit_code = 1
 
 
 class MediaError(VcganError):
@@ -11,3 +14,9 @@ class MediaError(VcganError):
 
 class WeightsError(VcganError):
     """Model weights are missing, corrupt or do not match their config."""
+
+
+class DamagedMediaError(MediaError):
+    """The input is damaged and ``strict`` reading was asked for (exit status 3)."""
+
+    exit_code = 3

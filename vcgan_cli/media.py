@@ -13,6 +13,7 @@ Nothing here prints or imports a UI library; every user-facing failure is a
 
 from __future__ import annotations
 
+import heapq
 import os
 import re
 import weakref
@@ -25,7 +26,7 @@ import cv2
 import numpy as np
 
 from . import files
-from .errors import MediaError, VcganError
+from .errors import DamagedMediaError, MediaError, VcganError
 
 __all__ = [
     "AudioStreamInfo",
@@ -76,6 +77,9 @@ class Frame:
     time: float
     luma: np.ndarray
     chroma: float
+    #: True for a stand-in: the picture at this timestamp could not be decoded, so this is
+    #: the previous good picture (or, at the very start, the first good one) again.
+    damaged: bool = False
 
 
 @dataclass
@@ -279,11 +283,15 @@ def _is_attached_pic(stream) -> bool:
 class _PassState:
     """Book-keeping for one demux pass."""
 
-    __slots__ = ("index", "last_pts", "last_step", "audio_end",
+    __slots__ = ("index", "last_pts", "last_step", "audio_end", "last_luma", "last_chroma", "sent", "errors",
                  "_faulty_pts", "_faulty_dts", "_seen_pts", "_seen_dts")
 
     def __init__(self, step: int):
         self.index = 0
+        self.last_luma: np.ndarray | None = None  # the last good picture, for stand-ins
+        self.last_chroma = 0.0
+        self.sent: list[int] = []  # heap: timestamps of video packets sent, not yet seen come out
+        self.errors = 0  # decode errors in this pass (after any junk before the first picture)
         self.last_pts: int | None = None
         self.last_step = step
         self.audio_end: float | None = None
@@ -320,10 +328,15 @@ class MediaReader:
 
     _PROBE_PACKETS = 4000
     _LEADING_ERRORS = 50  # undecodable packets tolerated before the first picture
+    _RUN_OF_ERRORS = 250  # undecodable pictures in a row after which the rest is given up
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, strict: bool = False):
         self.path = os.fspath(path)
+        self.strict = strict
         self.warnings: list[str] = []
+        #: Indices of the frames of the last pass that are stand-ins for undecodable ones.
+        self.damaged_frames: list[int] = []
+        self.damaged_times: list[float] = []
         self._passes: weakref.WeakSet = weakref.WeakSet()
         p = self.path
         if not os.path.exists(p):
@@ -554,7 +567,9 @@ class MediaReader:
                 step = max(1, int(round(1 / (self.info.average_rate * tb))))
             st = _PassState(step)
             damage: str | None = None
-            leading_errors = 0
+            bad: str | None = None  # what the decoder said about the first undecodable picture
+            leading_errors = in_a_row = 0
+            self.damaged_frames, self.damaged_times = [], []
             packets = container.demux(streams)
             while True:
                 try:
@@ -574,24 +589,51 @@ class MediaReader:
                         st.audio_end = end if st.audio_end is None else max(st.audio_end, end)
                     yield AudioPacket(packet.stream.index, packet)
                     continue
+                if packet.pts is not None:
+                    heapq.heappush(st.sent, int(packet.pts))
                 try:
                     decoded = vs.decode(packet)
                 except av.FFmpegError as e:
-                    if st.index == 0 and leading_errors < self._LEADING_ERRORS:
-                        leading_errors += 1  # skip junk before the first picture
-                        continue
-                    damage = _ffmpeg_message(e)
-                    break
+                    what = _ffmpeg_message(e)
+                    at = f"{float(packet.pts * tb):.2f} s" if packet.pts is not None else f"after frame {st.index - 1}"
+                    if self.strict:
+                        raise DamagedMediaError(f"{self.path}: a picture near {at} cannot be decoded ({what}); stopped (--strict)") from None
+                    if st.index == 0 and not st.errors:
+                        leading_errors += 1  # junk before the first picture (a stream cut mid-GOP)
+                        if leading_errors <= self._LEADING_ERRORS:
+                            continue
+                    st.errors += 1
+                    in_a_row += 1
+                    if in_a_row > self._RUN_OF_ERRORS:
+                        damage = what
+                        break
+                    bad = bad or what
+                    continue
+                in_a_row = 0
                 for fr in decoded:
+                    yield from self._stand_ins(st, fr)
                     yield self._frame(fr, st)
             if damage is None:
                 try:
                     for fr in vs.decode(None):
+                        yield from self._stand_ins(st, fr)
                         yield self._frame(fr, st)
                 except av.EOFError:
                     pass
                 except av.FFmpegError as e:
                     damage = _ffmpeg_message(e)
+            if st.index:
+                yield from self._stand_ins(st, None)  # undecodable pictures at the very end
+            if self.damaged_frames:
+                n = len(self.damaged_frames)
+                shown = ", ".join(f"{i} ({t:.2f} s)" for i, t in zip(self.damaged_frames[:6], self.damaged_times))
+                self.warnings.append(
+                    f"{n} damaged frame{'s' if n > 1 else ''} could not be decoded ({bad or 'no picture'}): "
+                    f"frame{'s' if n > 1 else ''} {shown}{', ...' if n > 6 else ''}; "
+                    f"{'each was' if n > 1 else 'it was'} replaced by the previous good one, so timing and sound stay"
+                )
+            if damage is not None and self.strict:
+                raise DamagedMediaError(f"{self.path}: the stream is damaged after frame {st.index - 1} ({damage}); stopped (--strict)")
             if damage is not None:
                 if st.index == 0:
                     raise MediaError(
@@ -608,6 +650,46 @@ class MediaReader:
         finally:
             container.close()
 
+    def _stand_ins(self, st: "_PassState", fr: av.VideoFrame | None) -> Iterator[Frame]:
+        """Stand-ins for the pictures that were sent to the decoder but never came out, timed
+        before ``fr`` (all that are left, at the end: ``fr`` None). Only once the decoder has
+        reported an error in this pass (a packet without a picture is otherwise normal), and
+        only where a timestamp says where the picture belonged. A stand-in is the last good
+        picture again, or ``fr`` itself where none came before it."""
+        until = None if fr is None else fr.pts
+        if fr is not None and until is None:
+            st.sent.clear()  # an untimed picture: nothing to compare with (and nothing kept)
+            return
+        while st.sent and (until is None or st.sent[0] <= until):
+            pts = heapq.heappop(st.sent)
+            if pts == until or not st.errors or (st.last_pts is not None and pts <= st.last_pts):
+                continue  # it came out, or no error says it is missing, or it is in the past
+            if st.last_luma is None:
+                if fr is None:
+                    continue
+                st.last_luma, st.last_chroma = self._convert(fr)
+            yield self._stand_in(st, pts)
+        # a gap the demuxer skipped over (it lost its way in damaged data and found the next
+        # cluster): in a constant-rate stream, the pictures that belonged there
+        rate, tb = self.info.average_rate, self.info.time_base
+        if fr is not None and st.errors and rate and st.last_pts is not None and st.last_luma is not None:
+            step = 1 / (rate * tb)  # time-base ticks per frame, exactly
+            missing = round((until - st.last_pts) / step) - 1
+            if 1 <= missing and abs(until - st.last_pts - (missing + 1) * step) <= step / 4:
+                start = st.last_pts
+                for k in range(1, missing + 1):
+                    yield self._stand_in(st, start + round(k * step))
+
+    def _stand_in(self, st: "_PassState", pts: int) -> Frame:
+        if st.last_pts is not None:
+            st.last_step = max(1, pts - st.last_pts)
+        st.last_pts = pts
+        self.damaged_frames.append(st.index)
+        self.damaged_times.append(float(pts * self.info.time_base))
+        st.index += 1
+        return Frame(index=st.index - 1, pts=pts, time=float(pts * self.info.time_base),
+                     luma=st.last_luma, chroma=st.last_chroma, damaged=True)
+
     def _frame(self, fr: av.VideoFrame, st: "_PassState") -> Frame:
         pts = st.best_effort(fr.pts, fr.dts)
         if pts is None:
@@ -618,6 +700,7 @@ class MediaReader:
             st.last_step = max(1, pts - st.last_pts)
         st.last_pts = pts
         luma, chroma = self._convert(fr)
+        st.last_luma, st.last_chroma = luma, chroma
         out = Frame(index=st.index, pts=int(pts), time=float(pts * self.info.time_base),
                     luma=luma, chroma=chroma)
         st.index += 1

@@ -58,6 +58,8 @@ class VideoResult:
     elapsed: float
     output_info: str
     warnings: list[str] = field(default_factory=list)
+    #: Frames that could not be decoded, each written as the previous good picture again.
+    damaged_frames: list[int] = field(default_factory=list)
 
     @property
     def fps(self) -> float:
@@ -210,6 +212,7 @@ def colorize_video(
     precision: str = "auto",
     progress: Callable[[Progress], None] | None = None,
     queue_size: int = 4,
+    strict: bool = False,
 ) -> VideoResult:
     """Colourise the film ``src`` into ``dst``, with its sound, frame for frame.
 
@@ -217,14 +220,16 @@ def colorize_video(
     ``i_t`` the previous output in grayscale, warped onto frame t by optical flow between the
     two grayscale inputs. With ``keep_luma`` the output keeps the film's own full-resolution
     luminance and takes only chroma from the network; otherwise the network's RGB is written.
-    ``dst`` appears only when everything succeeded.
+    ``dst`` appears only when everything succeeded. A picture that cannot be decoded is
+    replaced by the previous good one (named in ``warnings`` and ``damaged_frames``); with
+    ``strict`` any damage raises :class:`~vcgan_cli.errors.DamagedMediaError` instead.
     """
     started = time.perf_counter()
     colorizer = _resolve_model(model, device, precision)
     size = size or colorizer.config.train_size
     detector = SceneCutDetector(cut_sensitivity) if detect_cuts else None
 
-    with MediaReader(src) as reader:
+    with MediaReader(src, strict=strict) as reader:
         info = reader.info
         wh, ww = working_size(info.height, info.width, size)
         with VideoWriter(dst, reader, codec=codec, crf=crf, overwrite=overwrite) as writer:
@@ -325,6 +330,7 @@ def colorize_video(
         elapsed=time.perf_counter() - started,
         output_info=output_info,
         warnings=warnings,
+        damaged_frames=list(reader.damaged_frames),
     )
 
 
