@@ -183,3 +183,28 @@ def test_libjpeg_chatter_becomes_one_warning_and_quiet_means_quiet_of_it(tmp_pat
     assert "Corrupt JPEG data" not in native.err + native.out  # nothing past vcgan's own output
     lines = [l for l in result.output.splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("warning") and "Corrupt JPEG data" in lines[0] and "bad.jpg" in lines[0]
+
+
+def test_a_working_size_the_machine_cannot_hold_is_refused_before_any_work(tmp_path, monkeypatch):
+    """The hostile test's case 5 (--size 4096 on a small clip passed 6 GB): an estimate of the
+    network's memory at that size, traced on the meta device, against what is free."""
+    from vcgan_cli import memory
+    from vcgan_cli.models import VARIANTS
+
+    small, large = memory.traced_peak(VARIANTS["tiny"], 512, 512), memory.traced_peak(VARIANTS["tiny"], 1024, 1024)
+    assert 3.5 < large / small < 4.5  # activations grow with the pixels
+    assert memory.traced_peak(VARIANTS["vcgan-lite"], 1024, 1024) > 3 * memory.traced_peak(VARIANTS["vcgan-lite-v1"], 1024, 1024)
+    src = tmp_path / "in.mp4"
+    make_clip(src, frames=3, audio=None)
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 256 * 2**20)
+    result = run("colorize", src, "-o", tmp_path / "out.mp4", "--model", "tiny", "--size", "2048")
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "--size 2048: the network would need about" in result.output and "use --size" in result.output
+    suggested = int(result.output.split("use --size ")[1].split()[0])
+    assert 16 <= suggested < 2048
+    photo = tmp_path / "p.png"
+    cv2.imwrite(str(photo), np.full((64, 64), 100, np.uint8))
+    result = run("image", photo, "-o", tmp_path / "q.png", "--model", "tiny", "--size", "2048")
+    assert result.exit_code != 0 and "the network would need about" in result.output
+    assert names(tmp_path) == ["in.mp4", "p.png"]
+    assert run("colorize", src, "-o", tmp_path / "out.mp4", "--model", "tiny", "--size", "128", "-q").exit_code == 0

@@ -232,6 +232,7 @@ def colorize_video(
     with MediaReader(src, strict=strict) as reader:
         info = reader.info
         wh, ww = working_size(info.height, info.width, size)
+        colorizer.check_fits(wh, ww, size)
         with VideoWriter(dst, reader, codec=codec, crf=crf, overwrite=overwrite) as writer:
             stop = threading.Event()
             errors: list[BaseException] = []
@@ -383,6 +384,7 @@ def colorize_image(
         warnings.append(f"{src} looks like a colour photo; its colours are discarded and replaced")
     h, w = still.luma.shape
     wh, ww = working_size(h, w, size or colorizer.config.train_size)
+    colorizer.check_fits(wh, ww, size or colorizer.config.train_size)
     gray = np.clip(resize(still.luma, wh, ww), 0.0, 1.0)
     rgb = colorizer(gray, gray)
     if keep_luma:

@@ -91,6 +91,12 @@ class Colorizer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
+    def check_fits(self, height: int, width: int, short_side: int) -> None:
+        """Refuse a working size this device has not the memory for (see :mod:`vcgan_cli.memory`)."""
+        from .memory import check_fits
+
+        check_fits(self.config, height, width, self.device, self.dtype, short_side)
+
     @torch.inference_mode()
     def __call__(self, gray: np.ndarray, placeholder: np.ndarray) -> np.ndarray:
         """Colourise one frame: ``gray`` and ``placeholder`` (H, W) in [0, 1] → RGB (H, W, 3)
