@@ -9,6 +9,7 @@ that step (CPU-minutes of the run's one process, from log.jsonl), PSNR, colourfu
 error, cast and purple share, with the grayscale input's and the truth's rows beside them.
 """
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -30,6 +31,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, nargs="*", help="only these steps")
     ap.add_argument("--raw", action="store_true", help="score the raw weights, not their moving average (early in a run the average still holds much of the initial weights)")
+    ap.add_argument("--anneal-t", type=float, help="decode a classification head at this temperature (a decode setting, "
+                    "chosen on dev); scores go to dev-tT.jsonl")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     run = Path(args.run)
@@ -45,6 +48,8 @@ def main() -> None:
         last = e["elapsed_s"]
         elapsed[e["step"]] = offset + e["elapsed_s"]
     out = run / ("dev-raw.jsonl" if args.raw else "dev.jsonl")
+    if args.anneal_t is not None:
+        out = out.with_name(out.stem + f"-t{args.anneal_t:g}.jsonl")
     done = {json.loads(l)["step"] for l in out.read_text().splitlines()} if out.exists() else set()
     for ckpt in sorted((run / "checkpoints").glob("step-*.pt")):
         step = int(ckpt.stem.split("-")[1])
@@ -52,7 +57,10 @@ def main() -> None:
             continue
         state = load_checkpoint(ckpt)
         cfg = state["config"]
-        g = build_generator(architecture(cfg["model"], cfg.get("skip_fusion", False)))
+        arch = architecture(cfg["model"], cfg.get("skip_fusion", False))
+        if args.anneal_t is not None:
+            arch = dataclasses.replace(arch, anneal_t=args.anneal_t)
+        g = build_generator(arch)
         g.load_state_dict(state["generator"] if args.raw else (state.get("generator_ema") or state["generator"]))
         g.eval()
         model = Colorizer(LoadedWeights(g.config, g, str(ckpt), True), torch.device("cpu"), torch.float32)
