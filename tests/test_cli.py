@@ -302,6 +302,59 @@ def test_a_corrupt_packet_mid_film_keeps_every_frame_and_the_sound_or_stops_with
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mkv", "ok.mkv", "out.mkv", "r.json"]
 
 
+def test_a_batch_of_three_with_one_broken_writes_the_two_and_exits_1(tmp_path):
+    reels = tmp_path / "reels"
+    reels.mkdir()
+    make_clip(tmp_path / "a.mp4", frames=5, audio="aac")
+    make_clip(reels / "b.mkv", frames=4, audio=None, codec="ffv1")
+    (reels / "c.mp4").write_bytes(b"not a film at all")
+    (reels / "old_color.mp4").write_bytes(b"an earlier output: not an input")
+    out = tmp_path / "out"
+    report = tmp_path / "batch.json"
+    result = run("colorize", tmp_path / "a.mp4", reels, "-o", out, "--model", "tiny", "--size", "128", "--report", report)
+    assert result.exit_code == 1, result.output
+    errors = [l for l in result.output.splitlines() if l.startswith("error:")]
+    assert len(errors) == 2 and "c.mp4" in errors[0] and errors[1] == "error: 1 of 3 films failed"
+    assert sorted(p.name for p in out.iterdir()) == ["a_color.mp4", "b_color.mp4"]
+    assert probe(out / "a_color.mp4")["frames"] == 5 and probe(out / "b_color.mp4")["frames"] == 4
+    assert "2 of 3 films colourised" in result.output
+    films = json.loads(report.read_text())["films"]
+    assert [f["input"].rsplit("/", 1)[1] for f in films] == ["a.mp4", "b.mkv", "c.mp4"]
+    assert films[0]["frames"] == 5 and "error" in films[2]
+    # again without --overwrite: every output exists, each one refused, nothing replaced
+    before = (out / "a_color.mp4").read_bytes()
+    again = run("colorize", tmp_path / "a.mp4", reels / "b.mkv", "-o", out, "--model", "tiny", "-q")
+    assert again.exit_code == 1 and again.output.count("--overwrite") == 2
+    assert (out / "a_color.mp4").read_bytes() == before
+
+
+def test_a_batch_whose_films_would_share_an_output_name_is_refused_up_front(tmp_path):
+    (tmp_path / "x").mkdir()
+    make_clip(tmp_path / "a.mp4", frames=3, audio=None)
+    make_clip(tmp_path / "x" / "a.mkv", frames=3, audio=None)
+    result = run("colorize", tmp_path / "a.mp4", tmp_path / "x" / "a.mkv", "-o", tmp_path / "out", "--model", "tiny")
+    assert result.exit_code == 1 and "would both be written to" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_preview_spreads_frames_over_the_film_and_finds_its_cut(two_shots, tmp_path):
+    src = two_shots[0]  # 24 frames at 29.97 fps, a cut at frame 12
+    sheet = tmp_path / "sheet.png"
+    result = run("preview", src, "-o", sheet, "--model", "tiny", "--size", "128", "--frames", "6")
+    assert result.exit_code == 0, result.output
+    assert "6 of 24 frames, 2 shot(s) (cuts at 0.40 s)" in result.output
+    img = cv2.imread(str(sheet))
+    assert img.shape[1] == 2 * (2 * 320 + 8) + 3 * 8 and img.shape[0] > 3 * (320 * 121 // 161)
+    # tiles: gray on the left of each pair, coloured on the right
+    tile = img[100:200, 8 : 8 + 320].astype(int)
+    coloured = img[100:200, 8 + 328 : 8 + 648].astype(int)
+    assert np.abs(tile[..., 0] - tile[..., 2]).max() <= 1 and np.abs(coloured[..., 0] - coloured[..., 2]).mean() > 2
+    again = run("preview", src, "-o", sheet, "--model", "tiny", "--size", "128")
+    assert again.exit_code == 1 and "--overwrite" in again.output
+    bad = run("preview", src, "-o", tmp_path / "sheet.mp4", "--model", "tiny")
+    assert bad.exit_code == 1 and "is an image" in bad.output
+
+
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
 def test_sigterm_and_sighup_stop_a_colorize_like_ctrl_c(tmp_path, signame):
     import os

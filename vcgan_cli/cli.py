@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Column
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import __version__, files
@@ -73,6 +74,16 @@ def _stop_on_signals():
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def _error_text(exc: Exception) -> str:
+    """One line for a failure of one item in a batch (what :func:`_run` would print)."""
+    if isinstance(exc, VcganError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"{files.os_error_text(exc)}{f': {exc.filename}' if exc.filename else ''}"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"unexpected {type(exc).__name__}: {first} (set VCGAN_DEBUG=1 for a traceback)"
 
 
 def _run(fn):
@@ -152,6 +163,14 @@ class _LazyProgress:
         self.note = note
         self.bar: Progress | None = None
         self.task = None
+        # over a batch: frames of the films before this one, and of all of them (None: unknown)
+        self.offset = 0
+        self.grand_total: int | None = None
+
+    def next_film(self, description: str, offset: int) -> None:
+        self.description, self.offset = description, offset
+        if self.bar is not None:
+            self.bar.update(self.task, description=description)
 
     def update(self, p) -> None:
         if self.quiet:
@@ -159,9 +178,10 @@ class _LazyProgress:
         if self.bar is None:
             if self.note:
                 _note(self.note)
+            # fits 80 columns: the name is cut (not the counts) and the bar takes what is left
             self.bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
+                TextColumn("{task.description}", table_column=Column(max_width=26, overflow="ellipsis", no_wrap=True)),
+                BarColumn(bar_width=None, table_column=Column(ratio=1)),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[fps]}"),
                 TextColumn("shots {task.fields[shots]}"),
@@ -169,12 +189,15 @@ class _LazyProgress:
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
                 console=err,
+                expand=True,
             )
             self.bar.start()
             self.task = self.bar.add_task(self.description, total=None, fps="", shots=0)
         fps = p.frames_done / p.elapsed if p.elapsed > 0 else 0.0
         total = p.frames_total if p.frames_total and p.frames_total >= p.frames_done else None
-        self.bar.update(self.task, completed=p.frames_done, total=total, fps=f"{fps:.1f} fps", shots=p.shots)
+        if self.grand_total is not None:
+            total = max(self.grand_total, self.offset + p.frames_done)
+        self.bar.update(self.task, completed=self.offset + p.frames_done, total=total, fps=f"{fps:.1f} fps", shots=p.shots)
 
     def stop(self) -> None:
         if self.bar is not None:
@@ -242,9 +265,132 @@ def main() -> None:
     """Colourise black-and-white films and photographs with VCGAN."""
 
 
+def _expand_films(inputs: tuple[Path, ...]) -> list[Path]:
+    """The films named: files as given, folders as the videos in them (not hidden files, not
+    their own earlier NAME_color outputs)."""
+    from .media import VIDEO_EXTENSIONS
+
+    films: list[Path] = []
+    for p in inputs:
+        if p.is_dir():
+            found = sorted(
+                f for f in p.iterdir()
+                if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS and not f.name.startswith(".") and not f.stem.endswith("_color")
+            )
+            if not found:
+                _fail(f"{p}: no videos ({', '.join(VIDEO_EXTENSIONS[:6])}, ...) in this folder")
+            films.extend(found)
+        else:
+            films.append(p)
+    return films
+
+
+def _colorize_batch(films, output, model, device, precision, settings, report, quiet) -> None:
+    """Several films, one model: each failure is one line and the others go on; a summary
+    at the end, one progress display over all of them; exit 1 if any failed."""
+    from rich.table import Table
+
+    from .media import MediaReader
+    from .pipeline import colorize_video
+    from .runtime import load_model
+
+    codec, overwrite = settings["codec"], settings["overwrite"]
+    if output is not None:
+        if output.exists() and not output.is_dir():
+            _fail(f"{output} is a file; several inputs need an output folder")
+        if files.name_problem(output):
+            _fail(f"{output}: {files.name_problem(output)}")
+    targets = [(output if output is not None else f.parent) / f"{f.stem}_color{CODEC_EXT[codec]}" for f in films]
+    seen: dict[Path, Path] = {}
+    for film, target in zip(films, targets):
+        key = target.absolute()
+        if key in seen:
+            _fail(f"{seen[key]} and {film} would both be written to {target}; give them separate runs or folders")
+        seen[key] = film
+    _check_result_file(report, "--report", overwrite=overwrite, protected=(*films, *targets))
+    if output is not None and not output.exists():
+        _run(lambda: output.mkdir(parents=True))
+    colorizer = _run(lambda: load_model(model, device=device, precision=precision))
+    note = None if colorizer.weights.trained else f"model {colorizer.name!r} has random weights: expect noise colours"
+
+    # probe every film first: the broken ones are named at once, and the bar knows the total
+    outcome: list[tuple[Path, Path, object]] = []
+    counts = []
+    for film, target in zip(films, targets):
+        try:
+            with _stop_on_signals():
+                counts.append(MediaReader(film).info.frame_count)
+            outcome.append((film, target, None))
+        except (VcganError, OSError) as exc:
+            counts.append(0)
+            outcome.append((film, target, exc))
+            _say("[bold red]error:[/]", f"{film}: {_error_text(exc)}" if str(film) not in _error_text(exc) else _error_text(exc))
+    bar = _LazyProgress(quiet, "", note)
+    bar.grand_total = sum(c or 0 for c in counts) if all(counts[i] for i, o in enumerate(outcome) if o[2] is None) else None
+    done = 0
+    try:
+        for k, (film, target, problem) in enumerate(outcome):
+            if problem is not None:
+                continue
+            bar.next_film(f"[{k + 1}/{len(films)}] {escape(film.name)}", done)
+            try:
+                with _stop_on_signals():
+                    result = colorize_video(film, target, model=colorizer, progress=bar.update, **settings)
+            except Exception as exc:  # noqa: BLE001 - one bad film must not stop a batch (Ctrl-C and signals do)
+                if os.environ.get("VCGAN_DEBUG"):
+                    raise
+                outcome[k] = (film, target, exc)
+                bar.stop()
+                bar.bar = None
+                _say("[bold red]error:[/]", _error_text(exc) if str(film) in _error_text(exc) else f"{film}: {_error_text(exc)}")
+                done += counts[k] or 0
+                continue
+            outcome[k] = (film, target, result)
+            done += result.frames
+            for w in result.warnings:
+                bar.stop()
+                bar.bar = None
+                _warn(f"{film.name}: {w}")
+    except _Signalled as exc:
+        import signal
+
+        bar.stop()
+        _fail(f"stopped by {signal.Signals(exc.signum).name}; the film being written was not kept", 128 + exc.signum)
+    except KeyboardInterrupt:
+        bar.stop()
+        _fail("interrupted; the film being written was not kept", 130)
+    finally:
+        bar.stop()
+    failed = [o for o in outcome if isinstance(o[2], BaseException)]
+    if report:
+        entries = [
+            {"input": str(f), "output": str(t), "error": _error_text(r)} if isinstance(r, BaseException) else r.to_dict()
+            for f, t, r in outcome
+        ]
+        _run(lambda: _write_text(report, json.dumps({"films": entries}, indent=2) + "\n", overwrite=overwrite))
+    if not quiet:
+        table = Table(title=f"{len(films) - len(failed)} of {len(films)} films colourised")
+        for column in ("film", "output", "frames", "fps", "result"):
+            table.add_column(column)
+        for f, t, r in outcome:
+            if isinstance(r, BaseException):
+                table.add_row(escape(str(f)), "—", "—", "—", f"[red]failed[/]: {escape(_error_text(r))}")
+            else:
+                table.add_row(escape(str(f)), escape(str(t)), str(r.frames), f"{r.fps:.1f}", "[green]ok[/]" + (f", {len(r.warnings)} warning(s)" if r.warnings else ""))
+        err.print(table)
+    if failed:
+        _fail(f"{len(failed)} of {len(films)} films failed")
+
+
 @main.command()
-@click.argument("input", type=click.Path(path_type=Path))
-@click.option("--output", "-o", type=click.Path(path_type=Path), help="Output video (default: INPUT_color.mp4).")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--output",
+    "-o",
+    "raw_output",
+    type=click.Path(),
+    help="Output video (one input; default INPUT_color.mp4), or a folder for several inputs or folders of films (default: beside each).",
+)
 @model_option
 @size_option
 @click.option(
@@ -270,11 +416,32 @@ def main() -> None:
 @click.option("--report", type=click.Path(path_type=Path), help="Also write a JSON summary (frames, shot starts, timing) here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary; errors and warnings only.")
 @click.option("--strict", is_flag=True, help="Stop with exit status 3 at any damage in the input, instead of replacing an undecodable frame by the previous good one.")
-def colorize(input, output, model, size, codec, crf, raw, no_scene_detect, scene_sensitivity, device, precision, overwrite, report, quiet, strict):
-    """Colourise the film INPUT into a new video, keeping its sound and timing."""
+def colorize(inputs, raw_output, model, size, codec, crf, raw, no_scene_detect, scene_sensitivity, device, precision, overwrite, report, quiet, strict):
+    """Colourise films into new videos, keeping their sound and timing.
+
+    INPUTS: one film, several, or folders of them (with -o a folder, or beside each)."""
     from .pipeline import colorize_video
     from .runtime import load_model
 
+    from .media import CONTAINERS
+
+    films = _expand_films(inputs)
+    output = Path(raw_output) if raw_output is not None else None
+    if output is not None and files.name_problem(output):
+        _fail(f"cannot write {output}: {files.name_problem(output)}")
+    as_folder = len(films) > 1 or any(p.is_dir() for p in inputs) or (
+        output is not None and (str(raw_output).endswith(("/", os.sep)) or output.is_dir())
+    )
+    settings = dict(
+        size=size, keep_luma=not raw, codec=codec, crf=crf, overwrite=overwrite,
+        detect_cuts=not no_scene_detect, cut_sensitivity=scene_sensitivity, strict=strict,
+    )
+    if as_folder and output is not None and not output.is_dir() and output.suffix.lower() in CONTAINERS:
+        what = "a folder of films" if any(p.is_dir() for p in inputs) else f"{len(films)} films"
+        _fail(f"{' '.join(map(str, inputs))}: {what} need -o to be a folder, not the file name {output}")
+    if as_folder:
+        return _colorize_batch(films, output, model, device, precision, settings, report, quiet)
+    input = films[0]
     if output is None:
         output = input.with_name(f"{input.stem}_color{CODEC_EXT[codec]}")
     _check_result_file(report, "--report", overwrite=overwrite, protected=(input, output))
@@ -284,20 +451,7 @@ def colorize(input, output, model, size, codec, crf, raw, no_scene_detect, scene
         note = None if colorizer.weights.trained else f"model {colorizer.name!r} has random weights: expect noise colours"
         bar = _LazyProgress(quiet, f"Colourising {escape(input.name)}", note)
         try:
-            return colorize_video(
-                input,
-                output,
-                model=colorizer,
-                size=size,
-                keep_luma=not raw,
-                codec=codec,
-                crf=crf,
-                overwrite=overwrite,
-                detect_cuts=not no_scene_detect,
-                cut_sensitivity=scene_sensitivity,
-                progress=bar.update,
-                strict=strict,
-            )
+            return colorize_video(input, output, model=colorizer, progress=bar.update, **settings)
         finally:
             bar.stop()
 
@@ -315,6 +469,48 @@ def colorize(input, output, model, size, codec, crf, raw, no_scene_detect, scene
             f"  model {result.model} ({escape(result.model_source)}) on {result.device} {result.precision}, "
             f"network at {result.working_size[1]}×{result.working_size[0]}, {result.fps:.1f} fps in {result.elapsed:.1f} s\n"
             f"  {result.output_info}",
+            soft_wrap=True,
+        )
+
+
+@main.command()
+@click.argument("film", type=click.Path(path_type=Path))
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="The sheet, .png or .jpg (default: FILM_preview.png).")
+@click.option("--frames", "-n", type=click.IntRange(1, 200), default=12, show_default=True, help="Frames on the sheet, spread evenly over the film.")
+@model_option
+@size_option
+@click.option("--no-scene-detect", is_flag=True, help="Do not look for scene cuts.")
+@click.option("--scene-sensitivity", type=click.FloatRange(0.1, 10.0), default=1.0, show_default=True, help="Scene-cut detection: higher finds more cuts.")
+@device_option
+@precision_option
+@click.option("--overwrite", is_flag=True, help="Replace the sheet if it exists.")
+@click.option("--quiet", "-q", is_flag=True, help="Print errors and warnings only.")
+def preview(film, output, frames, model, size, no_scene_detect, scene_sensitivity, device, precision, overwrite, quiet):
+    """A contact sheet to judge a model or setting before a long run: frames spread over
+    FILM, each gray beside colour, with time codes, shots and the film's scene cuts."""
+    from .pipeline import preview_film
+    from .runtime import load_model
+
+    output = output or film.with_name(f"{film.stem}_preview.png")
+
+    def work():
+        colorizer = load_model(model, device=device, precision=precision)
+        note = None if colorizer.weights.trained else f"model {colorizer.name!r} has random weights: expect noise colours"
+        bar = _LazyProgress(quiet, f"Previewing {escape(film.name)}", note)
+        try:
+            return preview_film(film, output, model=colorizer, frames=frames, size=size, detect_cuts=not no_scene_detect,
+                                cut_sensitivity=scene_sensitivity, overwrite=overwrite, progress=bar.update)
+        finally:
+            bar.stop()
+
+    result = _run(work)
+    for w in result.warnings:
+        _warn(w)
+    if not quiet:
+        cuts = ", ".join(f"{t:.2f}" for t in result.cuts[:12]) + (", …" if len(result.cuts) > 12 else "")
+        err.print(
+            f"[green]wrote[/] {escape(result.output)}: {len(result.picked)} of {result.frames_total} frames, "
+            f"{len(result.cuts) + 1} shot(s){f' (cuts at {cuts} s)' if result.cuts else ''}, in {result.elapsed:.1f} s",
             soft_wrap=True,
         )
 

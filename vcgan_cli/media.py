@@ -747,6 +747,12 @@ class MediaReader:
 SUPPORTED_CODECS = ("libx264", "libx265", "prores_ks", "ffv1", "libvpx-vp9")
 
 # extension -> (libav format name, allowed video codecs)
+#: What a folder given to `vcgan colorize` is searched for.
+VIDEO_EXTENSIONS = (
+    ".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".m2ts", ".mts",
+    ".mxf", ".dv", ".vob", ".wmv", ".flv", ".ogv", ".3gp",
+)
+
 CONTAINERS: dict[str, tuple[str, tuple[str, ...]]] = {
     ".mp4": ("mp4", ("libx264", "libx265", "libvpx-vp9")),
     ".m4v": ("mp4", ("libx264", "libx265", "libvpx-vp9")),

@@ -393,3 +393,153 @@ def colorize_image(
         out = np.clip(resize(rgb, h, w), 0.0, 1.0)
     write_image(dst, out, bit_depth=still.bit_depth, alpha=still.alpha, overwrite=overwrite)
     return ImageResult(str(src), str(dst), (h, w), (wh, ww), warnings)
+
+
+# --------------------------------------------------------------------------- preview
+
+#: Short side at which a preview looks for scene cuts: a quarter of the flow's cost at 256.
+PREVIEW_CUT_SIZE = 128
+
+
+@dataclass
+class PreviewResult:
+    input: str
+    output: str
+    frames_total: int  # frames decoded (the whole film)
+    picked: list[tuple[int, float, int]]  # (frame index, time in s, shot number from 1) per tile
+    cuts: list[float]  # times (s) where a new shot starts, the first excepted
+    working_size: tuple[int, int]
+    model: str
+    elapsed: float
+    warnings: list[str] = field(default_factory=list)
+
+
+def _timecode(t: float) -> str:
+    h, rest = divmod(max(t, 0.0), 3600)
+    m, s = divmod(rest, 60)
+    return f"{int(h)}:{int(m):02d}:{s:04.1f}"
+
+
+def preview_film(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    model: Colorizer | str | os.PathLike | None = None,
+    frames: int = 12,
+    size: int | None = None,
+    tile_width: int = 320,
+    detect_cuts: bool = True,
+    cut_sensitivity: float = 1.0,
+    overwrite: bool = False,
+    device: str = "auto",
+    precision: str = "auto",
+    progress: Callable[[Progress], None] | None = None,
+) -> PreviewResult:
+    """A contact sheet of ``frames`` frames spread evenly over the film: each grayscale frame
+    beside its colourisation, with its time code and shot number, and the film's scene cuts
+    listed, so a model or a setting can be judged before hours of work.
+
+    One pass decodes the whole film (cuts are looked for at :data:`PREVIEW_CUT_SIZE`, which is
+    cheap); only the picked frames go through the network, each as a shot's first frame
+    (``G(x, x)``), so a tile's colours are what the film gets where a shot starts."""
+    from .images import write_image
+
+    started = time.perf_counter()
+    if not 1 <= frames <= 200:
+        raise VcganError(f"--frames {frames}: use 1 to 200")
+    dst = Path(dst)
+    problem = files.target_problem(dst)
+    if problem:
+        raise VcganError(f"cannot write {dst}: {problem}")
+    if dst.exists() and not overwrite:
+        raise VcganError(f"{dst} exists; pass --overwrite to replace it")
+    if dst.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"):
+        raise VcganError(f"{dst}: a contact sheet is an image; use .png or .jpg")
+    colorizer = _resolve_model(model, device, precision)
+    size = size or colorizer.config.train_size
+    detector = SceneCutDetector(cut_sensitivity) if detect_cuts else None
+    with MediaReader(src) as reader:
+        if dst.exists() and os.path.samefile(dst, reader.path):
+            raise VcganError(f"{dst} is the input itself; choose another output name")
+        info = reader.info
+        length = info.duration or (info.frame_count / float(info.average_rate) if info.frame_count and info.average_rate else None)
+        if not length:
+            raise VcganError(f"{src}: the file does not say how long the film is; a preview cannot spread over it")
+        first_time = None
+        wh, ww = working_size(info.height, info.width, size)
+        colorizer.check_fits(wh, ww, size)
+        th = max(2, round(tile_width * info.height / info.width))
+        ch, cw = working_size(info.height, info.width, PREVIEW_CUT_SIZE)
+        targets = [(k + 0.5) * length / frames for k in range(frames)]
+        picked: list[tuple[int, float, int, np.ndarray, np.ndarray]] = []
+        cuts: list[float] = []
+        prev: _Work | None = None
+        shot = 0
+        count = 0
+        for item in reader.demux():
+            if not isinstance(item, Frame):
+                continue
+            if first_time is None:
+                first_time = item.time
+            count += 1
+            last = item
+            cur = _prepare(item.luma, ch, cw)
+            _track(prev, cur, detector)
+            if cur.flow is None:
+                shot += 1
+                if prev is not None:
+                    cuts.append(item.time)
+            prev = cur
+            if len(picked) < frames and item.time - first_time >= targets[len(picked)]:
+                gray = np.clip(resize(item.luma, wh, ww), 0.0, 1.0)
+                picked.append((item.index, item.time, shot, gray, np.clip(resize(item.luma, th, tile_width), 0.0, 1.0)))
+            if progress is not None and count % 10 == 0:
+                progress(Progress(count, info.frame_count, shot, time.perf_counter() - started))
+        if prev is not None and len(picked) < frames:  # a film shorter than it says: the last frame
+            if not picked or picked[-1][0] != last.index:
+                gray = np.clip(resize(last.luma, wh, ww), 0.0, 1.0)
+                picked.append((last.index, last.time, shot, gray, np.clip(resize(last.luma, th, tile_width), 0.0, 1.0)))
+        warnings = list(reader.warnings)
+    if not picked:
+        raise VcganError(f"{src}: no video frames could be decoded")
+
+    # the sheet: a title strip, then rows of (gray | colour) pairs, each with a label strip
+    import cv2
+
+    from .colour import ycbcr_to_rgb
+
+    per_row = 2 if tile_width * 4 <= 1600 else 1
+    label_h, gap = 22, 8
+    pair_w = 2 * tile_width + gap
+    width = per_row * pair_w + (per_row + 1) * gap
+    rows = -(-len(picked) // per_row)
+    title_lines = [
+        f"{Path(src).name}: {count} frames, {_timecode(length)}, {shot} shot(s); "
+        f"model {colorizer.name}, network at {ww}x{wh}",
+        ("cuts at " + ", ".join(f"{t:.1f}" for t in cuts[:14]) + (", ..." if len(cuts) > 14 else "") + " s") if cuts
+        else ("no scene cuts found" if detect_cuts else "scene-cut detection off"),
+        "left: the film's own gray; right: coloured as a shot's first frame",
+    ]
+    title_h = 12 + 20 * len(title_lines)
+    height = title_h + rows * (label_h + th + gap) + gap
+    sheet = np.full((height, width, 3), 30, np.uint8)  # BGR, as write_image takes integers
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    u8 = lambda a: (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    for n, line in enumerate(title_lines):
+        cv2.putText(sheet, line, (gap, 22 + 20 * n), font, 0.5, (240, 240, 240), 1, cv2.LINE_AA)
+    for k, (index, t, shot_no, gray, tile_luma) in enumerate(picked):
+        rgb = colorizer(gray, gray)
+        _, cb, cr = rgb_to_ycbcr(rgb, "bt601")
+        colour = np.clip(ycbcr_to_rgb(tile_luma, resize(cb, th, tile_width), resize(cr, th, tile_width), "bt601"), 0, 1)
+        r, c = divmod(k, per_row)
+        x = gap + c * (pair_w + gap)
+        y = title_h + r * (label_h + th + gap)
+        cv2.putText(sheet, f"{_timecode(t)}  frame {index}  shot {shot_no}", (x, y + 16), font, 0.5, (100, 215, 240), 1, cv2.LINE_AA)
+        sheet[y + label_h : y + label_h + th, x : x + tile_width] = u8(tile_luma)[..., None]
+        sheet[y + label_h : y + label_h + th, x + tile_width + gap : x + pair_w] = u8(colour[..., ::-1])
+    write_image(dst, sheet, bit_depth=8, alpha=None, overwrite=overwrite)
+    return PreviewResult(
+        input=str(src), output=str(dst), frames_total=count,
+        picked=[(i, round(t, 3), s) for i, t, s, _, _ in picked], cuts=[round(t, 3) for t in cuts],
+        working_size=(wh, ww), model=colorizer.name, elapsed=time.perf_counter() - started, warnings=warnings,
+    )
