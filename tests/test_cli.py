@@ -355,6 +355,42 @@ def test_preview_spreads_frames_over_the_film_and_finds_its_cut(two_shots, tmp_p
     assert bad.exit_code == 1 and "is an image" in bad.output
 
 
+def _pcm(path):
+    with av.open(str(path)) as c:
+        return np.concatenate([f.to_ndarray().reshape(-1, 2) for f in c.decode(c.streams.audio[0])])
+
+
+def test_an_excerpt_has_the_frames_of_its_range_and_its_sound_to_the_sample(tmp_path):
+    """--start 1.5 --end 3.25 of a 30 fps film with a tone: frames 45..97 (53), and exactly
+    1.75 s of sound (84000 samples at 48 kHz), the very samples of that stretch."""
+    src = tmp_path / "tone.mkv"
+    make_clip(src, frames=150, rate=Fraction(30), audio="pcm_s16le", codec="ffv1")
+    out = tmp_path / "part.mkv"
+    result = run("colorize", src, "-o", out, "--codec", "ffv1", "--model", "tiny", "--size", "128", "-q",
+                 "--start", "1.5", "--end", "3.25")
+    assert result.exit_code == 0, result.output
+    a, b = probe(src, with_luma=True), probe(out, with_luma=True)
+    assert b["frames"] == 53 and b["times"][0] == 0.0
+    assert b["times"] == pytest.approx([t - 1.5 for t in a["times"][45:98]], abs=1e-3)
+    assert all(psnr(x, y, 255) >= 40 for x, y in zip(a["luma"][45:98], b["luma"]))
+    assert b["audio"][0]["samples"] == 84000 and b["audio"][0]["codec"] == "flac"  # lossless stays lossless
+    whole, part = _pcm(src), _pcm(out)
+    assert np.array_equal(part, whole[72000:156000])  # in sync to the sample
+    # the same excerpt by frame numbers; an mp4 with AAC says its exact length in its header
+    mp4 = tmp_path / "part.mp4"
+    result = run("colorize", src, "-o", mp4, "--model", "tiny", "--size", "128", "-q", "--start", "f45", "--end", "f98")
+    assert result.exit_code == 0, result.output
+    assert probe(mp4)["frames"] == 53
+    with av.open(str(mp4)) as c:
+        s = c.streams.audio[0]
+        # to the sample, within one tick of the movie timescale its edit list is written in
+        assert float(s.duration * s.time_base) == pytest.approx(53 / 30, abs=1e-4)
+    for args, words in ((("--start", "3", "--end", "2"), "must come after"), (("--start", "1:75"), "HH:MM:SS"),
+                        (("--start", "9"), "past the end")):
+        bad = run("colorize", src, "-o", tmp_path / "x.mp4", "--model", "tiny", *args)
+        assert bad.exit_code == 1 and words in bad.output and len(bad.output.strip().splitlines()) == 1, bad.output
+
+
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
 def test_sigterm_and_sighup_stop_a_colorize_like_ctrl_c(tmp_path, signame):
     import os

@@ -416,7 +416,9 @@ def _colorize_batch(films, output, model, device, precision, settings, report, q
 @click.option("--report", type=click.Path(path_type=Path), help="Also write a JSON summary (frames, shot starts, timing) here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary; errors and warnings only.")
 @click.option("--strict", is_flag=True, help="Stop with exit status 3 at any damage in the input, instead of replacing an undecodable frame by the previous good one.")
-def colorize(inputs, raw_output, model, size, codec, crf, raw, no_scene_detect, scene_sensitivity, device, precision, overwrite, report, quiet, strict):
+@click.option("--start", metavar="TIME", help="Colourise from here: seconds (90, 1.5), HH:MM:SS.mmm, or a frame number (f1234). The sound is cut to match.")
+@click.option("--end", metavar="TIME", help="... up to here (not included), in the same forms.")
+def colorize(inputs, raw_output, model, size, codec, crf, raw, no_scene_detect, scene_sensitivity, device, precision, overwrite, report, quiet, strict, start, end):
     """Colourise films into new videos, keeping their sound and timing.
 
     INPUTS: one film, several, or folders of them (with -o a folder, or beside each)."""
@@ -434,8 +436,13 @@ def colorize(inputs, raw_output, model, size, codec, crf, raw, no_scene_detect, 
     )
     settings = dict(
         size=size, keep_luma=not raw, codec=codec, crf=crf, overwrite=overwrite,
-        detect_cuts=not no_scene_detect, cut_sensitivity=scene_sensitivity, strict=strict,
+        detect_cuts=not no_scene_detect, cut_sensitivity=scene_sensitivity, strict=strict, start=start, end=end,
     )
+    from .pipeline import parse_position
+
+    for value, what in ((start, "--start"), (end, "--end")):
+        if value is not None:
+            _run(lambda: parse_position(value, what))  # a typo fails now, not after the model loads
     if as_folder and output is not None and not output.is_dir() and output.suffix.lower() in CONTAINERS:
         what = "a folder of films" if any(p.is_dir() for p in inputs) else f"{len(films)} films"
         _fail(f"{' '.join(map(str, inputs))}: {what} need -o to be a folder, not the file name {output}")

@@ -68,6 +68,8 @@ class VideoInfo:
     matrix: str
     full_range: bool
     audio: tuple[AudioStreamInfo, ...]
+    #: The first frame's time (s) on the frames' clock (:attr:`Frame.time`); 0 for most files.
+    start_time: float = 0.0
 
 
 @dataclass
@@ -464,6 +466,7 @@ class MediaReader:
             matrix=matrix,
             full_range=self._plan.full_range,
             audio=tuple(audio),
+            start_time=float((vs.start_time or 0) * tb),
         )
 
     def _first_frame(self, container, vs):
@@ -540,19 +543,21 @@ class MediaReader:
 
     # -- the one pass -----------------------------------------------------------------
 
-    def demux(self) -> Iterator[Frame | AudioPacket]:
+    def demux(self, seek: float | None = None) -> Iterator[Frame | AudioPacket]:
         """One pass over the file: decoded video frames (presentation order) and the
         audio packets of every audio stream, interleaved in demux order.
 
         Each call opens the file afresh; the pass holds only the frame being decoded
         (memory stays flat).  Abandoning the iterator is fine; ``close()`` (or leaving
-        the reader's ``with`` block) ends any pass still open.
+        the reader's ``with`` block) ends any pass still open. ``seek`` (seconds, on the
+        frames' own clock: :attr:`Frame.time`) starts the pass at the last keyframe at or
+        before that time instead of the beginning; frame indices then count from there.
         """
-        gen = self._demux()
+        gen = self._demux(seek)
         self._passes.add(gen)
         return gen
 
-    def _demux(self) -> Iterator[Frame | AudioPacket]:
+    def _demux(self, seek: float | None = None) -> Iterator[Frame | AudioPacket]:
         container = self._open()
         try:
             vs = container.streams[self._vindex]
@@ -562,6 +567,14 @@ class MediaReader:
                 pass
             streams = [vs] + [container.streams[i] for i in self._aindices]
             tb = self.info.time_base
+            if seek is not None and seek > float((self._start_time or 0) * tb):
+                try:
+                    container.seek(int(seek / tb), stream=vs, backward=True, any_frame=False)
+                except av.FFmpegError:
+                    container.close()  # not seekable (a pipe, some damaged files): from the start
+                    container = self._open()
+                    vs = container.streams[self._vindex]
+                    streams = [vs] + [container.streams[i] for i in self._aindices]
             step = 1
             if self.info.average_rate:
                 step = max(1, int(round(1 / (self.info.average_rate * tb))))
@@ -816,9 +829,14 @@ class VideoWriter:
         crf: int | None = None,
         overwrite: bool = False,
         ten_bit: bool | None = None,
+        window: tuple[float, float | None] | None = None,
     ):
         self.path = os.fspath(path)
         self.reader = reader
+        # an excerpt: (start, end) seconds on the frames' clock; the output starts at 0 there,
+        # and the sound is cut to the sample (so it is always re-encoded)
+        self.window = window
+        self._shift = 0
         self.codec = codec
         self.frames_written = 0
         self._out = None
@@ -962,6 +980,8 @@ class VideoWriter:
             cc.codec_tag = "hvc1"
         self._vs = vs
         self._last_pts: int | None = None
+        if self.window is not None:
+            self._shift = int(round(self.window[0] / tb))
 
     def _setup_audio(self) -> None:
         self._audio: dict[int, dict] = {}
@@ -975,7 +995,7 @@ class VideoWriter:
             entry = {"src": src, "codec": a.codec}
             if src.codec_context is None or not a.sample_rate:
                 continue  # undecodable/unknown audio: dropped (noted in output_info)
-            if self._may_copy(a.codec):
+            if self._may_copy(a.codec) and self.window is None:
                 try:
                     out = self._out.add_stream_from_template(src)
                     entry.update(mode="copy", out=out)
@@ -984,6 +1004,9 @@ class VideoWriter:
                 except (ValueError, av.FFmpegError):
                     pass
             target = _TRANSCODE_TO[self._format]
+            if self.window is not None and (a.codec.startswith("pcm_") or a.codec in ("flac", "alac")):
+                # an excerpt of lossless sound stays lossless (and sample-exact: no priming)
+                target = {"matroska": "flac", "mov": a.codec if a.codec.startswith("pcm_") else "alac"}.get(self._format, target)
             rate = a.sample_rate
             if target == "libopus" and rate not in (48000, 24000, 16000, 12000, 8000):
                 rate = 48000
@@ -1020,7 +1043,7 @@ class VideoWriter:
             raise MediaError(f"the writer for {self.path} is already closed; start a new one")
 
     def _check_pts(self, pts: int) -> int:
-        pts = int(pts)
+        pts = int(pts) - self._shift
         if self._last_pts is not None and pts <= self._last_pts:
             raise ValueError(f"pts must increase: got {pts} after {self._last_pts}")
         self._last_pts = pts
@@ -1130,9 +1153,42 @@ class VideoWriter:
                 self._out.mux(packet)
             else:
                 for frame in entry["src"].decode(packet):
-                    self._encode_audio(entry, frame)
+                    frame = self._cut(entry, frame) if self.window is not None else frame
+                    if frame is not None:
+                        self._encode_audio(entry, frame)
         except av.FFmpegError as e:
             raise MediaError(f"writing audio to {self.path} failed: {_ffmpeg_message(e)}") from None
+
+    def _cut(self, entry: dict, frame):
+        """The part of a decoded audio frame inside the window, to the sample, re-timed so
+        the window's start is 0 (None if none of it is inside). Samples are counted along
+        the stream, not read off each packet's timestamp (Matroska's are rounded to the
+        millisecond), so an excerpt holds exactly (end - start) x rate samples."""
+        if frame.pts is None or frame.time_base is None:
+            return None
+        start, end = self.window
+        sr = frame.sample_rate
+        pos = int(round(float(frame.pts * frame.time_base) * sr))  # this frame's first sample
+        expected = entry.get("src_next")
+        if expected is not None and abs(pos - expected) <= 2 + sr * float(frame.time_base):
+            pos = expected  # contiguous: the timestamp only lost precision
+        entry["src_next"] = pos + frame.samples
+        s0 = int(round(start * sr))
+        a = max(0, s0 - pos)
+        b = frame.samples if end is None else min(frame.samples, int(round(end * sr)) - pos)
+        if b <= a:
+            return None
+        pts = pos + a - s0
+        if a == 0 and b == frame.samples:
+            frame.pts, frame.time_base = pts, Fraction(1, sr)
+            return frame
+        data = frame.to_ndarray()
+        ch = len(frame.layout.channels)
+        part = data[:, a:b] if frame.format.is_planar else data[:, a * ch : b * ch]
+        cut = av.AudioFrame.from_ndarray(np.ascontiguousarray(part), format=frame.format.name, layout=frame.layout.name)
+        cut.sample_rate = sr
+        cut.pts, cut.time_base = pts, Fraction(1, sr)
+        return cut
 
     def _encode_audio(self, entry: dict, frame) -> None:
         out = entry["out"]
@@ -1160,7 +1216,9 @@ class VideoWriter:
             for entry in self._audio.values():
                 if entry["mode"] == "transcode":
                     for frame in entry["src"].decode(None):
-                        self._encode_audio(entry, frame)
+                        frame = self._cut(entry, frame) if self.window is not None else frame
+                        if frame is not None:
+                            self._encode_audio(entry, frame)
                     self._encode_audio(entry, None)
             self._out.close()
             self._out = None

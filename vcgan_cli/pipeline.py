@@ -10,6 +10,7 @@ Audio packets travel through the same queues, so the muxer receives them in file
 """
 from __future__ import annotations
 
+import math
 import os
 import queue
 import threading
@@ -77,6 +78,64 @@ class _Work:
     gray: np.ndarray  # working size, [0, 1]
     gray_u8: np.ndarray
     flow: np.ndarray | None = None  # backward flow to the previous frame; None = new shot
+
+
+def parse_position(text: str | float | int, what: str = "--start") -> tuple[str, float]:
+    """A place in a film: seconds (``90``, ``1.5``), ``[HH:]MM:SS[.mmm]``, or a frame number
+    ``f1234`` (counted from 0). Returns ("s", seconds) or ("f", frame)."""
+    if isinstance(text, (int, float)):
+        value = float(text)
+        kind = "s"
+    else:
+        t = str(text).strip().lower()
+        try:
+            if t.startswith("f"):
+                kind, value = "f", float(int(t[1:]))
+            elif ":" in t:
+                parts = t.split(":")
+                if len(parts) > 3 or any(not p for p in parts):
+                    raise ValueError
+                kind, value = "s", 0.0
+                for p in parts:
+                    value = value * 60 + float(p)
+                if any(float(p) >= 60 for p in parts[1:-1]) or float(parts[-1]) >= 60 and len(parts) > 1:
+                    raise ValueError
+            else:
+                kind, value = "s", float(t.rstrip("s"))
+        except ValueError:
+            raise VcganError(f"{what} {text!r}: give seconds (90, 1.5), HH:MM:SS.mmm or a frame number (f1234)") from None
+    if not math.isfinite(value) or value < 0:
+        raise VcganError(f"{what} {text!r} must be a time or frame at or after the start")
+    return kind, value
+
+
+def excerpt_window(info, start, end) -> tuple[float, float | None] | None:
+    """(start, end) seconds on the frames' clock for ``start``/``end`` positions (see
+    :func:`parse_position`; frame numbers through the film's frame rate), or None for the
+    whole film."""
+    if start is None and end is None:
+        return None
+
+    def seconds(pos, what):
+        kind, value = parse_position(pos, what)
+        if kind == "f":
+            if not info.average_rate:
+                raise VcganError(f"{what} f{int(value)}: the film has no frame rate to count frames by; give a time")
+            return value / float(info.average_rate)
+        return value
+
+    a = seconds(start, "--start") if start is not None else 0.0
+    b = seconds(end, "--end") if end is not None else None
+    if b is not None and b <= a:
+        raise VcganError(f"--end ({b:.3f} s) must come after --start ({a:.3f} s)")
+    if info.duration and a >= info.duration:
+        raise VcganError(f"--start {a:.3f} s is past the end of the film ({info.duration:.3f} s)")
+    return info.start_time + a, None if b is None else info.start_time + b
+
+
+def _packet_time(item: AudioPacket) -> float | None:
+    p = item.packet
+    return float(p.pts * p.time_base) if p.pts is not None and p.time_base is not None else None
 
 
 def _prepare(luma: np.ndarray, height: int, width: int) -> _Work:
@@ -213,6 +272,8 @@ def colorize_video(
     progress: Callable[[Progress], None] | None = None,
     queue_size: int = 4,
     strict: bool = False,
+    start: str | float | None = None,
+    end: str | float | None = None,
 ) -> VideoResult:
     """Colourise the film ``src`` into ``dst``, with its sound, frame for frame.
 
@@ -223,6 +284,8 @@ def colorize_video(
     ``dst`` appears only when everything succeeded. A picture that cannot be decoded is
     replaced by the previous good one (named in ``warnings`` and ``damaged_frames``); with
     ``strict`` any damage raises :class:`~vcgan_cli.errors.DamagedMediaError` instead.
+    ``start``/``end`` (:func:`parse_position`) colourise only that excerpt, its first frame
+    starting a shot, with the sound cut to the sample; the output starts at 0 there.
     """
     started = time.perf_counter()
     colorizer = _resolve_model(model, device, precision)
@@ -233,7 +296,12 @@ def colorize_video(
         info = reader.info
         wh, ww = working_size(info.height, info.width, size)
         colorizer.check_fits(wh, ww, size)
-        with VideoWriter(dst, reader, codec=codec, crf=crf, overwrite=overwrite) as writer:
+        window = excerpt_window(info, start, end)
+        frames_total = info.frame_count
+        if window is not None and info.average_rate:
+            last = window[1] if window[1] is not None else info.start_time + (info.duration or 0)
+            frames_total = max(1, math.ceil((last - window[0]) * float(info.average_rate) - 1e-6)) if last > window[0] else None
+        with VideoWriter(dst, reader, codec=codec, crf=crf, overwrite=overwrite, window=window) as writer:
             stop = threading.Event()
             errors: list[BaseException] = []
             decoded: queue.Queue = queue.Queue(queue_size)
@@ -244,9 +312,27 @@ def colorize_video(
             written = [0]
             span: list[float | None] = [None, None]  # first and last written frame times
 
+            tol = min(1e-3, 0.25 / float(info.average_rate)) if info.average_rate else 1e-3
+
             def decode() -> None:
                 checked = 0
-                for item in reader.demux():
+                kept = 0
+                past_end = False
+                for item in reader.demux(seek=window[0] if window else None):
+                    if window is not None:
+                        t = item.time if isinstance(item, Frame) else _packet_time(item)
+                        if isinstance(item, Frame):
+                            if t < window[0] - tol:
+                                continue
+                            if window[1] is not None and t >= window[1] - tol:
+                                past_end = True
+                                if not info.audio or t >= window[1] + 2.0:
+                                    break
+                                continue
+                            item.index = kept  # frames count from the excerpt's start
+                            kept += 1
+                        elif past_end and (t is None or t >= window[1] + 1.0):
+                            break  # the sound up to the end is in: stop reading
                     if isinstance(item, Frame):
                         if checked < 10:
                             checked += 1
@@ -286,7 +372,7 @@ def colorize_video(
                     span[1] = frame.time
                     if progress is not None:
                         progress(
-                            Progress(written[0], info.frame_count, len(shot_starts), time.perf_counter() - started)
+                            Progress(written[0], frames_total, len(shot_starts), time.perf_counter() - started)
                         )
 
             stages = [_Stage(n, f, stop, errors) for n, f in (("decode", decode), ("flow", track), ("encode", encode))]
