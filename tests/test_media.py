@@ -587,3 +587,38 @@ def test_abort_and_exceptions_leave_no_files(tmp_path):
     assert "f.mp4" not in names and all(n.startswith(".f.mp4") and n.endswith(".mp4") for n in names)
     w.abort()
     assert leftovers(tmp_path, keep) == []
+
+
+def test_every_codec_the_cli_offers_is_one_the_writer_takes_and_back(tmp_path):
+    """One codec table (vcgan_cli/codecs.py) behind both: the --codec choices are exactly the
+    writer's codecs, each writes to its default extension, and --crf follows each codec's
+    own range (VP9's 63 was refused by the CLI's 0..51 before)."""
+    import click
+
+    from vcgan_cli.cli import colorize
+    from vcgan_cli.codecs import CODECS
+    from vcgan_cli.media import SUPPORTED_CODECS
+
+    option = {p.name: p for p in colorize.params}
+    assert list(option["codec"].type.choices) == list(SUPPORTED_CODECS) == list(CODECS)
+    src = tmp_path / "in.mp4"
+    make_clip(src, frames=2, audio=None)  # two frames: libx265's flush failed on those at times
+    for name, codec in CODECS.items():
+        out = tmp_path / f"out-{name}{codec.extension}"
+        with MediaReader(src) as reader, VideoWriter(out, reader, codec=name) as w:
+            for f in reader.demux():
+                if isinstance(f, Frame):
+                    w.write_frame(f.pts, f.luma, np.zeros_like(f.luma), np.zeros_like(f.luma))
+            w.commit()
+        assert probe(out)["frames"] == 2 and w.output_info.startswith(name)
+        if codec.crf:
+            lo, hi = codec.crf
+            assert option["crf"].type.min <= lo and option["crf"].type.max >= hi
+            with MediaReader(src) as reader:
+                VideoWriter(tmp_path / f"c{codec.extension}", reader, codec=name, crf=hi).abort()
+                with pytest.raises(MediaError, match=f"use {lo}..{hi}"):
+                    VideoWriter(tmp_path / f"c{codec.extension}", reader, codec=name, crf=hi + 1)
+        else:
+            with MediaReader(src) as reader, pytest.raises(MediaError, match="does not apply"):
+                VideoWriter(tmp_path / f"c{codec.extension}", reader, codec=name, crf=10)
+    assert isinstance(option["crf"].type, click.IntRange) and option["crf"].type.max == 63

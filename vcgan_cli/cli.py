@@ -15,11 +15,12 @@ from rich.table import Column
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import __version__, files
+from .codecs import CODECS, CRF_BOUNDS, codec_help, crf_help
 from .errors import VcganError
 
 err = Console(stderr=True, highlight=False)
 
-CODEC_EXT = {"libx264": ".mp4", "libx265": ".mp4", "prores_ks": ".mov", "ffv1": ".mkv", "libvpx-vp9": ".webm"}
+CODEC_EXT = {name: c.extension for name, c in CODECS.items()}
 
 
 def _say(label: str, message: str) -> None:
@@ -395,12 +396,12 @@ def _colorize_batch(films, output, model, device, precision, settings, report, q
 @size_option
 @click.option(
     "--codec",
-    type=click.Choice(list(CODEC_EXT)),
+    type=click.Choice(list(CODECS)),
     default="libx264",
     show_default=True,
-    help="Video codec; prores_ks and ffv1 make archival masters (.mov / .mkv); libvpx-vp9 for .webm.",
+    help=codec_help(),
 )
-@click.option("--crf", type=click.IntRange(0, 51), default=None, help="Quality for libx264/libx265 (lower is better; default 18/20).")
+@click.option("--crf", type=click.IntRange(*CRF_BOUNDS), default=None, help=crf_help())
 @raw_option
 @click.option("--no-scene-detect", is_flag=True, help="Never restart the recurrence at detected scene cuts.")
 @click.option(

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from . import files
+from .codecs import CODECS, CONTAINERS
 from .errors import DamagedMediaError, MediaError, VcganError
 
 __all__ = [
@@ -757,25 +758,13 @@ class MediaReader:
 
 # --------------------------------------------------------------------------- writer
 
-SUPPORTED_CODECS = ("libx264", "libx265", "prores_ks", "ffv1", "libvpx-vp9")
+SUPPORTED_CODECS = tuple(CODECS)
 
-# extension -> (libav format name, allowed video codecs)
 #: What a folder given to `vcgan colorize` is searched for.
 VIDEO_EXTENSIONS = (
     ".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".m2ts", ".mts",
     ".mxf", ".dv", ".vob", ".wmv", ".flv", ".ogv", ".3gp",
 )
-
-CONTAINERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    ".mp4": ("mp4", ("libx264", "libx265", "libvpx-vp9")),
-    ".m4v": ("mp4", ("libx264", "libx265", "libvpx-vp9")),
-    ".mov": ("mov", ("libx264", "libx265", "prores_ks")),
-    ".mkv": ("matroska", ("libx264", "libx265", "prores_ks", "ffv1", "libvpx-vp9")),
-    ".webm": ("webm", ("libvpx-vp9",)),
-}
-
-_DEFAULT_CRF = {"libx264": 18, "libx265": 20, "libvpx-vp9": 30}
-_CRF_MAX = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63}
 
 # Audio codecs each container takes as-is (copy); others are transcoded.
 _COPY_OK = {
@@ -875,26 +864,22 @@ class VideoWriter:
                 f"{codec} cannot be written to {ext}; use {' or '.join(good)} "
                 f"(or another codec: {', '.join(allowed)})"
             )
+        spec = self._spec = CODECS[codec]
         if crf is not None:
-            if codec not in _CRF_MAX:
+            if spec.crf is None:
                 raise MediaError(f"--crf does not apply to {codec}; leave it out")
-            if not (0 <= int(crf) <= _CRF_MAX[codec]):
-                raise MediaError(f"--crf {crf} is out of range for {codec}; use 0..{_CRF_MAX[codec]}")
-        self.crf = crf if crf is not None else _DEFAULT_CRF.get(codec)
+            if not (spec.crf[0] <= int(crf) <= spec.crf[1]):
+                raise MediaError(f"--crf {crf} is out of range for {codec}; use {spec.crf[0]}..{spec.crf[1]}")
+        self.crf = crf if crf is not None else spec.default_crf
 
         # ---- pixel format
         width, height = info.width, info.height
-        odd = bool(width % 2 or height % 2)
         if ten_bit is None:
-            ten = info.bit_depth > 8 and codec in ("libx265", "prores_ks", "ffv1", "libvpx-vp9")
+            ten = info.bit_depth > 8 and spec.keeps_high_bit_depth
         else:
             ten = bool(ten_bit)
-        if codec == "prores_ks":
-            ten = True
-            pix_fmt = "yuv444p10le" if width % 2 else "yuv422p10le"
-        else:
-            sub = "444" if (odd and codec in ("libx264", "libx265")) else "420"
-            pix_fmt = f"yuv{sub}p10le" if ten else f"yuv{sub}p"
+        pix_fmt = spec.pixel_format(width, height, ten)
+        ten = pix_fmt.endswith("10le")
         supported = {f.name for f in (av.Codec(codec, "w").video_formats or [])}
         if supported and pix_fmt not in supported:
             raise MediaError(f"{codec} in this FFmpeg build cannot write {pix_fmt}; try libx265 or ffv1")
@@ -947,17 +932,7 @@ class VideoWriter:
     def _setup_video(self) -> None:
         info = self.reader.info
         codec = self.codec
-        opts: dict[str, str] = {}
-        if codec == "libx264":
-            opts = {"crf": str(self.crf), "preset": "medium"}
-        elif codec == "libx265":
-            opts = {"crf": str(self.crf), "preset": "medium", "x265-params": "log-level=error"}
-        elif codec == "prores_ks":
-            opts = {"profile": "3" if self.pix_fmt.startswith("yuv422") else "4", "vendor": "apl0"}
-        elif codec == "ffv1":
-            opts = {"level": "3", "g": "1", "slicecrc": "1"}
-        elif codec == "libvpx-vp9":
-            opts = {"crf": str(self.crf), "b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "4"}
+        opts = self._spec.encoder_options(self.crf, self.pix_fmt)
         rate = info.average_rate or Fraction(25)
         vs = self._out.add_stream(codec, rate=rate, options=opts)
         vs.width = self._width
@@ -980,6 +955,9 @@ class VideoWriter:
             cc.codec_tag = "hvc1"
         self._vs = vs
         self._last_pts: int | None = None
+        self._last_dts: int | None = None
+        # no encoder holds a picture back more than 16 frames (or a second)
+        self._max_delay = max(16 * int(round(1 / (rate * tb))), int(1 / tb))
         if self.window is not None:
             self._shift = int(round(self.window[0] / tb))
 
@@ -1052,12 +1030,25 @@ class VideoWriter:
     def _encode(self, frame: av.VideoFrame | None) -> None:
         try:
             packets = self._vs.encode(frame)
+            for packet in packets:
+                self._sane_dts(packet)
             if packets:
                 self._out.mux(packets)
         except av.FFmpegError as e:
             raise MediaError(f"encoding {self.path} failed: {_ffmpeg_message(e)}") from None
         except OSError as e:
             raise MediaError(f"writing {self.path} failed: {_one_line(e)}") from None
+
+    def _sane_dts(self, packet) -> None:
+        """libx265 flushing a very short film (two or three frames) at times hands out packets
+        whose dts is garbage (-8.8e12), which the muxer refuses ("not yet implemented"): a dts
+        missing, after the pts or absurdly far before it is replaced by the nearest valid one."""
+        pts, dts, last = packet.pts, packet.dts, self._last_dts
+        if pts is not None and (dts is None or dts > pts or pts - dts > self._max_delay):
+            dts = pts if last is None else min(pts, last + 1)
+            packet.dts = dts
+        if packet.dts is not None:
+            self._last_dts = packet.dts
 
     def write_frame(self, pts: int, luma: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> None:
         """Encode one frame from normalised luma (same scale as ``Frame.luma``) and
@@ -1259,13 +1250,7 @@ class VideoWriter:
 
     @property
     def output_info(self) -> str:
-        parts = [f"{self.codec} {self.pix_fmt}"]
-        if self.codec in _CRF_MAX:
-            parts[0] += f" crf {self.crf}"
-        elif self.codec == "prores_ks":
-            parts[0] += " profile " + ("hq" if self.pix_fmt.startswith("yuv422") else "4444")
-        elif self.codec == "ffv1":
-            parts[0] += " lossless"
+        parts = [self._spec.describe(self.crf, self.pix_fmt)]
         copied = [e for e in self._audio.values() if e["mode"] == "copy"]
         trans = [e for e in self._audio.values() if e["mode"] == "transcode"]
         dropped = len(self.reader.info.audio) - len(copied) - len(trans)
