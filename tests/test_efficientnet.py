@@ -264,7 +264,7 @@ def _imagenet_samples(every: int) -> list[tuple[str, int, int]]:
                 rows.append((wnid, name.replace("_", " "), row["file"], row["shard"]))
     rows.sort()
     out, prev = [], -1
-    for wnid, name, file, shard in rows:
+    for _wnid, name, file, shard in rows:
         label = min(i for i in index[name.replace("-", " ").replace("'", "")] if i > prev)
         out.append((file, shard, label))
         prev = label

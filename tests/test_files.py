@@ -13,7 +13,6 @@ from click.testing import CliRunner
 from media_fixtures import make_clip, probe
 from vcgan_cli import files
 from vcgan_cli.cli import main
-from vcgan_cli.errors import VcganError
 
 
 def run(*args):

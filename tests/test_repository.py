@@ -18,3 +18,15 @@ def test_no_tracked_file_reaches_40_mb():
     assert not big, f"files of 40 MB or more: {big}"
     for weights in (ROOT / "weights").glob("*/model.safetensors"):
         assert weights.stat().st_size < LIMIT, weights
+
+
+def test_every_subpackage_is_in_the_wheel():
+    """pyproject.toml lists the packages (the shipped weights need a package-dir mapping, which
+    setuptools' find cannot combine with): a new subpackage left out of it would install
+    without its code."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "vcgan_cli").rglob("__init__.py")}
+    assert found <= listed, f"not in pyproject.toml's packages: {sorted(found - listed)}"

@@ -443,7 +443,7 @@ def colorize(inputs, raw_output, model, size, codec, crf, raw, no_scene_detect, 
 
     for value, what in ((start, "--start"), (end, "--end")):
         if value is not None:
-            _run(lambda: parse_position(value, what))  # a typo fails now, not after the model loads
+            _run(lambda v=value, w=what: parse_position(v, w))  # a typo fails now, not after the model loads
     if as_folder and output is not None and not output.is_dir() and output.suffix.lower() in CONTAINERS:
         what = "a folder of films" if any(p.is_dir() for p in inputs) else f"{len(films)} films"
         _fail(f"{' '.join(map(str, inputs))}: {what} need -o to be a folder, not the file name {output}")

@@ -842,7 +842,6 @@ class VideoWriter:
             raise MediaError(f"output {p} is a folder; give a file name such as {os.path.join(p, 'out.mp4')}")
         if os.path.exists(p) and not overwrite:
             raise MediaError(f"{p} exists; pass --overwrite to replace it")
-        parent = os.path.dirname(os.path.abspath(p))
         problem = files.target_problem(p)
         if problem:
             raise MediaError(f"cannot write {p}: {problem}; {'create it or ' if 'exist' in problem else ''}choose another output path")

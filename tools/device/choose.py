@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from vcgan_cli.bench import GRAY_ROW, GT_ROW, evaluate_quality
-from vcgan_cli.models import build_generator
+from vcgan_cli.models import Generator, build_generator
 from vcgan_cli.runtime import Colorizer
 from vcgan_cli.train.trainer import load_generator_state
 from vcgan_cli.weights import LoadedWeights, load_weights, save_weights

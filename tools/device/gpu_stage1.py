@@ -19,7 +19,6 @@ The learning rate scales with the square root of the batch from the CPU recipe's
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
