@@ -2,6 +2,9 @@ import os
 
 # Tests never touch the network: weights come from weights/ or a local Hugging Face cache.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The pipeline tests run the network in PyTorch (an OpenVINO conversion per clip size would
+# cost seconds each); tests/test_backends.py covers OpenVINO, the default where installed.
+os.environ.setdefault("VCGAN_BACKEND", "torch")
 
 
 import cv2  # noqa: E402

@@ -61,6 +61,7 @@ class VideoResult:
     warnings: list[str] = field(default_factory=list)
     #: Frames that could not be decoded, each written as the previous good picture again.
     damaged_frames: list[int] = field(default_factory=list)
+    backend: str = "torch"  # how the network ran (backends.py)
 
     @property
     def fps(self) -> float:
@@ -402,6 +403,7 @@ def colorize_video(
             writer.commit()
             output_info = writer.output_info
         warnings.extend(reader.warnings)
+        warnings.extend(n for n in colorizer.notes if n not in warnings)
 
     return VideoResult(
         input=str(src),
@@ -418,6 +420,7 @@ def colorize_video(
         output_info=output_info,
         warnings=warnings,
         damaged_frames=list(reader.damaged_frames),
+        backend=colorizer.backend,
     )
 
 

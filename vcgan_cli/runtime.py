@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -69,6 +69,14 @@ class Colorizer:
     weights: LoadedWeights
     device: torch.device
     dtype: torch.dtype
+    #: None: PyTorch; else a backends runner (OpenVINO on the CPU).
+    runner: object | None = None
+    #: One-line notes for the user (a backend fallen back from, ...).
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def backend(self) -> str:
+        return "torch" if self.runner is None else self.runner.name
 
     @property
     def config(self):
@@ -109,17 +117,49 @@ class Colorizer:
         if ph or pw:
             mode = "reflect" if ph < h and pw < w else "replicate"
             x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), mode=mode)
-        with self._autocast():
-            out = self.weights.generator(x[:1], x[1:])
+        out = None
+        if self.runner is not None:
+            try:
+                out = self.runner(x[:1], x[1:])
+            except Exception as exc:  # noqa: BLE001 - a conversion that fails falls back, once
+                self.notes.append(f"{self.runner.name} could not run this model ({_first_line(exc)}); using PyTorch")
+                self.runner = None
+        if out is None:
+            with self._autocast():
+                out = self.weights.generator(x[:1], x[1:])
         out = out[0, :, ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w]
         rgb = ((out.float() + 1.0) * 0.5).clamp_(0.0, 1.0).permute(1, 2, 0)
         return rgb.cpu().numpy()
 
 
-def load_model(model: str | os.PathLike | None = None, *, device: str = "auto", precision: str = "auto") -> Colorizer:
-    """Load a model by spec (name, ``random:ARCH``, path or ``hf-hub:``) onto a device."""
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:160] if text else type(exc).__name__
+
+
+def load_model(
+    model: str | os.PathLike | None = None, *, device: str = "auto", precision: str = "auto", backend: str | None = None
+) -> Colorizer:
+    """Load a model by spec (name, ``random:ARCH``, path or ``hf-hub:``) onto a device.
+
+    ``backend``: "torch", "openvino" (the CPU only; converted and checked against PyTorch on
+    first use, cached), or "auto": OpenVINO on the CPU where it is installed, else PyTorch.
+    None: the ``VCGAN_BACKEND`` environment variable, else "auto"."""
+    from .backends import BACKENDS, OpenVINORunner, openvino_available
+
+    backend = backend or os.environ.get("VCGAN_BACKEND") or "auto"
+
+    if backend not in BACKENDS:
+        raise VcganError(f"unknown backend {backend!r}; use {', '.join(BACKENDS)}")
     dev = resolve_device(device)
     dtype = resolve_precision(precision, dev)
     weights = load_weights(model)
     weights.generator.to(dev).eval()
-    return Colorizer(weights, dev, dtype)
+    colorizer = Colorizer(weights, dev, dtype)
+    if backend == "openvino" and dev.type != "cpu":
+        raise VcganError("--backend openvino runs on the CPU; use --device cpu or --backend torch")
+    if backend == "openvino" and not openvino_available():
+        raise VcganError("--backend openvino: OpenVINO is not installed; pip install openvino (or use --backend torch)")
+    if dev.type == "cpu" and backend != "torch" and openvino_available():
+        colorizer.runner = OpenVINORunner(weights.generator, "bf16" if dtype == torch.bfloat16 else "f32")
+    return colorizer
