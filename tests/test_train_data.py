@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from vcgan_cli.bench import Clip, read_clip
+from vcgan_cli.clips import Clip, read_clip
 from vcgan_cli.errors import VcganError
 from vcgan_cli.flow import warp
 from vcgan_cli.train.data import (

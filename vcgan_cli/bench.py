@@ -13,92 +13,25 @@ from __future__ import annotations
 import itertools
 import os
 import platform
-import re
 import statistics
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from .clips import VIDEO_EXTENSIONS, Clip, find_clips, images_in, read_clip
 from .colour import rgb_to_gray
 from .errors import VcganError
-from .images import IMAGE_EXTENSIONS
 from .metrics import METRICS, ClipScorer, FlowReference
 from .pipeline import colorize_frames, compose
 from .runtime import Colorizer
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")
 GRAY_ROW = "grayscale input"
 GT_ROW = "ground truth"
-
-
-@dataclass
-class Clip:
-    name: str
-    frames: list[Path] | None = None  # a folder of images, sorted
-    video: Path | None = None
-
-
-def _natural(path: Path) -> list:
-    """Sort key that puts frame_2 before frame_10."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
-
-
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(
-        (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")),
-        key=_natural,
-    )
-
-
-def find_clips(data: str | os.PathLike) -> list[Clip]:
-    """Clips in ``data``: a DAVIS tree (``JPEGImages/480p/<clip>/``), a folder of frame
-    folders, a folder of colour videos, or one video file."""
-    data = Path(data)
-    if not data.exists():
-        raise VcganError(f"{data}: no such file or folder")
-    if data.is_file():
-        if data.suffix.lower() not in VIDEO_EXTENSIONS:
-            raise VcganError(f"{data}: give a folder of clips or a video file")
-        return [Clip(data.stem, video=data)]
-    root = data / "JPEGImages" / "480p" if (data / "JPEGImages" / "480p").is_dir() else data
-    clips = [Clip(d.name, frames=_images_in(d)) for d in sorted(root.iterdir()) if d.is_dir() and _images_in(d)]
-    clips += [Clip(p.stem, video=p) for p in sorted(root.iterdir()) if p.suffix.lower() in VIDEO_EXTENSIONS]
-    if not clips and _images_in(root):
-        clips = [Clip(root.name, frames=_images_in(root))]
-    if not clips:
-        raise VcganError(f"{data}: no clips found (expected JPEGImages/480p/<clip>/, folders of frames, or videos)")
-    return clips
-
-
-def _read_rgb(path: Path) -> np.ndarray:
-    img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise VcganError(f"{path}: not an image OpenCV can read")
-    return (img[..., ::-1].astype(np.float32) / 255.0).copy()
-
-
-def read_clip(clip: Clip, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """RGB float32 frames of a clip, in order."""
-    if clip.frames is not None:
-        for p in clip.frames[:max_frames]:
-            yield _read_rgb(p)
-        return
-    import av
-
-    try:
-        with av.open(f"file:{clip.video}") as container:
-            for i, frame in enumerate(container.decode(video=0)):
-                if max_frames is not None and i >= max_frames:
-                    break
-                yield frame.to_ndarray(format="rgb24").astype(np.float32) / 255.0
-    except av.FFmpegError as exc:
-        raise VcganError(f"{clip.video}: cannot decode ({exc})") from None
 
 
 def _prediction_clip(pred_root: Path, data_root: Path, clip: Clip) -> Clip:
@@ -109,8 +42,8 @@ def _prediction_clip(pred_root: Path, data_root: Path, clip: Clip) -> Clip:
         rel = clip.frames[0].parent.relative_to(data_root) if data_root.is_dir() else Path(clip.name)
         candidates += [pred_root / rel, pred_root / "JPEGImages" / "480p" / clip.name, pred_root / clip.name]
     for c in candidates:
-        if c.is_dir() and _images_in(c):
-            return Clip(clip.name, frames=_images_in(c))
+        if c.is_dir() and images_in(c):
+            return Clip(clip.name, frames=images_in(c))
     for ext in VIDEO_EXTENSIONS:
         if (pred_root / f"{clip.name}{ext}").is_file():
             return Clip(clip.name, video=pred_root / f"{clip.name}{ext}")
@@ -401,5 +334,6 @@ def environment(model: Colorizer | None) -> dict:
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
     }
     if model is not None:
-        env.update(model=model.name, model_source=model.source, device=str(model.device), precision=model.precision)
+        env.update(model=model.name, model_source=model.source, device=str(model.device), precision=model.precision,
+                   backend=model.backend)
     return env

@@ -15,7 +15,7 @@ import av
 import cv2
 import numpy as np
 
-from vcgan_cli.bench import find_clips, read_clip
+from vcgan_cli.clips import find_clips, read_clip
 from vcgan_cli.colour import rgb_to_gray
 from vcgan_cli.images import read_image
 from vcgan_cli.pipeline import colorize_frames, compose

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..bench import Clip, find_clips
+from ..clips import Clip, find_clips
 from ..colour import rgb_to_gray
 from ..errors import VcganError
 from ..flow import estimate_flow, to_u8
