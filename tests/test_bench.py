@@ -56,6 +56,9 @@ def test_model_row_and_speed(tmp_path):
     speed = measure_speed(data, model, sizes=(64,), frames=8, repeats=1, warmup=2)
     s = speed["sizes"][0]
     assert s["frames"] == 4 and s["network_ms"] > 0 and s["end_to_end_fps"] > 0 and s["peak_host_mb"] > 50
+    share = s["stage_share"]
+    assert set(share) == {"decode", "flow", "network", "encode"}
+    assert share["network"] == pytest.approx(s["network_ms"] * s["end_to_end_fps"] / 1000)
     assert speed["parameters"] == 389_804
 
 

@@ -291,6 +291,16 @@ def measure_speed(
                     "gmacs_per_frame": count_macs(model.weights.generator, *padded) / 1e9,
                 }
             )
+            r = results[-1]
+            # each stage's time per frame as a share of the end-to-end time per frame: the
+            # stages run in parallel threads, so the shares can add up to more than 100 %
+            per_frame = 1000.0 / r["end_to_end_fps"] if r["end_to_end_fps"] else float("nan")
+            r["stage_share"] = {
+                "decode": 1000.0 / r["decode_fps"] / per_frame if r["decode_fps"] else None,
+                "flow": r["flow_ms"] / per_frame,
+                "network": r["network_ms"] / per_frame,
+                "encode": 1000.0 / r["encode_fps"] / per_frame if r["encode_fps"] else None,
+            }
     return {
         "clip": clip.name,
         "parameters": count_parameters(model.weights.generator),

@@ -752,6 +752,9 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
                     f"{r['peak_host_mb']:.0f}", "—" if r["peak_gpu_mb"] is None else f"{r['peak_gpu_mb']:.0f}", f"{r['gmacs_per_frame']:.2f}",
                 )
             out.print(table)
+            for r in sp["sizes"]:
+                shares = ", ".join(f"{k} {v * 100:.0f}%" for k, v in r.get("stage_share", {}).items() if v is not None)
+                out.print(f"size {r['short_side']}: each stage's time per frame as a share of the end-to-end time: {shares}")
         for label, e in report.get("compare", {}).items():
             if "network_time_ratio" in e:
                 ratios = ", ".join(f"{r:.2f}" for r in e["network_time_ratio"])
