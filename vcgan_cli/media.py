@@ -73,6 +73,20 @@ class VideoInfo:
     start_time: float = 0.0
 
 
+@dataclass(frozen=True)
+class SourceTags:
+    """What a writer carries over from the source besides pictures and sound: the colour
+    tags as stored (FFmpeg's enum values), the pixel aspect ratio and the metadata kept."""
+
+    colorspace: int | None  # None: not stored, or not one vcgan knows
+    primaries: int
+    transfer: int
+    sample_aspect_ratio: Fraction | None  # None: square pixels
+    container_metadata: dict
+    stream_metadata: dict  # stream index -> its kept tags
+    video_index: int
+
+
 @dataclass
 class Frame:
     index: int
@@ -452,6 +466,11 @@ class MediaReader:
         self._start_time = vs.start_time
         self._declared_video_duration = _stream_duration(vs)
         self._declared_duration = _container_duration(container)
+        self.tags = SourceTags(
+            colorspace=self._colorspace_raw, primaries=self._color_primaries, transfer=self._color_trc,
+            sample_aspect_ratio=self._sar, container_metadata=self._container_metadata,
+            stream_metadata=self._stream_metadata, video_index=self._vindex,
+        )
         self.info = VideoInfo(
             path=p,
             width=width,
@@ -889,12 +908,12 @@ class VideoWriter:
 
         # ---- colour tags
         self._matrix = info.matrix
-        spc = reader._colorspace_raw if reader._colorspace_raw is not None else _MATRIX_TO_SPC[info.matrix]
+        spc = reader.tags.colorspace if reader.tags.colorspace is not None else _MATRIX_TO_SPC[info.matrix]
         if _SPC_TO_MATRIX.get(spc) != info.matrix:
             spc = _MATRIX_TO_SPC[info.matrix]
         self._colorspace = spc
-        self._primaries = reader._color_primaries or 2
-        self._trc = reader._color_trc or 2
+        self._primaries = reader.tags.primaries or 2
+        self._trc = reader.tags.transfer or 2
 
         # ---- open the output (temporary file in the same folder) and set up streams
         self._tmp_path = str(files.temp_path(p))
@@ -946,10 +965,10 @@ class VideoWriter:
         cc.color_range = _RANGE_MPEG
         cc.color_primaries = self._primaries
         cc.color_trc = self._trc
-        if self.reader._sar is not None:  # non-square pixels (DV, DVD, anamorphic)
-            cc.sample_aspect_ratio = self.reader._sar
-        self._out.metadata.update(self.reader._container_metadata)
-        vs.metadata.update(self.reader._stream_metadata.get(self.reader._vindex, {}))
+        if self.reader.tags.sample_aspect_ratio is not None:  # non-square pixels (DV, DVD, anamorphic)
+            cc.sample_aspect_ratio = self.reader.tags.sample_aspect_ratio
+        self._out.metadata.update(self.reader.tags.container_metadata)
+        vs.metadata.update(self.reader.tags.stream_metadata.get(self.reader.tags.video_index, {}))
         if codec == "libx265" and self._format in ("mp4", "mov"):
             cc.codec_tag = "hvc1"
         self._vs = vs
@@ -999,7 +1018,7 @@ class VideoWriter:
             entry.update(mode="transcode", out=out, target=target, rate=rate, next_pts=None)
             self._audio[a.index] = entry
         for idx, entry in self._audio.items():
-            entry["out"].metadata.update(self.reader._stream_metadata.get(idx, {}))
+            entry["out"].metadata.update(self.reader.tags.stream_metadata.get(idx, {}))
             try:
                 entry["out"].disposition = entry["src"].disposition
             except Exception:  # pragma: no cover
