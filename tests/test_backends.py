@@ -27,11 +27,14 @@ def test_the_conversion_matches_pytorch_and_is_cached_by_the_weights(cache):
     ov = load_model("tiny")  # auto: OpenVINO on the CPU where installed
     assert ov.backend == "openvino"
     reference = load_model("tiny", backend="torch")(gray, gray)
-    out = ov(gray, gray)
+    assert np.array_equal(ov(gray, gray), reference) and ov.runner.converted_now == 0  # a size met once: PyTorch
+    out = ov(gray, gray)  # met again (a film's second frame): converted
     assert ov.runner.converted_now == 1 and np.abs(out - reference).max() < 1e-4
     assert len(list(cache.glob("*.xml"))) == 1
     again = load_model("tiny", backend="openvino")
     assert np.array_equal(again(gray, gray), out) and again.runner.converted_now == 0  # from the cache
+    cached = load_model("tiny")  # auto, and this size is in the cache: OpenVINO from the first call
+    assert np.array_equal(cached(gray, gray), out) and cached.runner.converted_now == 0
     # other weights (the same architecture): the cached conversion is not theirs
     changed = load_model("tiny", backend="openvino")
     with torch.no_grad():

@@ -54,7 +54,7 @@ class OpenVINORunner:
 
     name = "openvino"
 
-    def __init__(self, generator: torch.nn.Module, precision: str = "f32"):
+    def __init__(self, generator: torch.nn.Module, precision: str = "f32", eager: bool = True):
         import openvino as ov
 
         self.generator = generator
@@ -62,13 +62,33 @@ class OpenVINORunner:
         self.core = ov.Core()
         self.digest: str | None = None
         self._compiled: dict[tuple, object] = {}
+        self._seen: dict[tuple, int] = {}
+        # not eager (--backend auto): a shape is converted the second time it is asked for
+        # (a film's second frame), not for a photo of a size met once, where converting
+        # (seconds) would cost more than it saves; one already in the cache is used at once
+        self.eager = eager
         self.converted_now = 0  # conversions made (not read from the cache), for tests
+
+    def _tag(self, shape_x: tuple, shape_i: tuple) -> str:
+        return f"{self.digest[:32]}-{'x'.join(map(str, shape_x))}-{'x'.join(map(str, shape_i))}"
+
+    def ready(self, shape_x: tuple, shape_i: tuple) -> bool:
+        """Whether this call should run here (else PyTorch runs it; see ``eager``)."""
+        key = (tuple(shape_x), tuple(shape_i))
+        if self.eager or key in self._compiled:
+            return True
+        self._seen[key] = self._seen.get(key, 0) + 1
+        if self._seen[key] >= 2:
+            return True
+        if self.digest is None:
+            self.digest = weights_digest(self.generator)
+        return (cache_dir() / f"{self._tag(*key)}.xml").is_file()
 
     def _model(self, shape_x: tuple, shape_i: tuple):
         import openvino as ov
 
         self.digest = weights_digest(self.generator)  # now: the weights as they are at conversion
-        tag = f"{self.digest[:32]}-{'x'.join(map(str, shape_x))}-{'x'.join(map(str, shape_i))}"
+        tag = self._tag(shape_x, shape_i)
         folder = cache_dir()
         xml, meta = folder / f"{tag}.xml", folder / f"{tag}.json"
         if xml.is_file() and meta.is_file():

@@ -118,7 +118,7 @@ class Colorizer:
             mode = "reflect" if ph < h and pw < w else "replicate"
             x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), mode=mode)
         out = None
-        if self.runner is not None:
+        if self.runner is not None and self.runner.ready(tuple(x[:1].shape), tuple(x[1:].shape)):
             try:
                 out = self.runner(x[:1], x[1:])
             except Exception as exc:  # noqa: BLE001 - a conversion that fails falls back, once
@@ -161,5 +161,5 @@ def load_model(
     if backend == "openvino" and not openvino_available():
         raise VcganError("--backend openvino: OpenVINO is not installed; pip install openvino (or use --backend torch)")
     if dev.type == "cpu" and backend != "torch" and openvino_available():
-        colorizer.runner = OpenVINORunner(weights.generator, "bf16" if dtype == torch.bfloat16 else "f32")
+        colorizer.runner = OpenVINORunner(weights.generator, "bf16" if dtype == torch.bfloat16 else "f32", eager=backend == "openvino")
     return colorizer
