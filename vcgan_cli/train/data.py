@@ -15,7 +15,9 @@ so ``warp_tensor(frame_m, flows[k])`` is frame ``m`` aligned onto frame ``t``.
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
+import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -908,6 +910,10 @@ def make_loader(
             persistent_workers=True,
             prefetch_factor=prefetch_factor or 2,
         )
+        if "openvino" in sys.modules and "forkserver" in multiprocessing.get_all_start_methods():
+            # OpenVINO's thread pool does not survive a fork (the worker dies of SIGSEGV):
+            # workers then come from a clean server process instead
+            kwargs["multiprocessing_context"] = "forkserver"
     return _Loader(
         dataset,
         batch_size=batch_size,
