@@ -65,14 +65,14 @@ REGISTRY: dict[str, Registered] = {
     ),
     "vcgan-lite-v1": Registered(
         "vcgan-lite-v1",
-        "3adf1571450108d5fc5e09773473324899c0c266d2bf8b602a887867a8d245cd",
-        "CPU-trained vcgan-lite v1 (EfficientNet-Lite0 encoder, chroma at 1/4, guided upsampling; ~3x faster); see weights/vcgan-lite-v1/README.md",
-        "dfd9634574a3809e36e4c7ff70a389e526f66294080477340956eef59831e207",
+        "922a38af0882383b291ac43a9856658be9ad271330a2fa9d2b1469e5a58cc2d6",
+        "CPU-trained vcgan-lite v1.1 (EfficientNet-Lite0 encoder, chroma classes at 1/4, guided upsampling; ~3x faster than v0.4); see weights/vcgan-lite-v1/README.md",
+        "4c7349b691f897eebeda8d37b93638caa61daf427da47c38df3f909f7ea7acc3",
     ),
 }
 
 #: The model used when none is given.
-DEFAULT_MODEL = "vcgan-lite"
+DEFAULT_MODEL = "vcgan-lite-v1"
 
 
 @dataclass
