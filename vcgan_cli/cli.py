@@ -275,6 +275,17 @@ def main() -> None:
     """Colourise black-and-white films and photographs with VCGAN."""
 
 
+def _inputs_and_output(output_help: str):
+    """INPUTS (files or folders) and -o/--output (a file for one input, else a folder), as
+    `colorize` and `image` both take them."""
+
+    def apply(fn):
+        fn = click.option("--output", "-o", "raw_output", type=click.Path(), help=output_help)(fn)
+        return click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))(fn)
+
+    return apply
+
+
 def _expand_films(inputs: tuple[Path, ...]) -> list[Path]:
     """The films named: files as given, folders as the videos in them (not hidden files, not
     their own earlier NAME_color outputs)."""
@@ -393,14 +404,7 @@ def _colorize_batch(films, output, model, device, backend, precision, settings, 
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--output",
-    "-o",
-    "raw_output",
-    type=click.Path(),
-    help="Output video (one input; default INPUT_color.mp4), or a folder for several inputs or folders of films (default: beside each).",
-)
+@_inputs_and_output("Output video (one input; default INPUT_color.mp4), or a folder for several inputs or folders of films (default: beside each).")
 @model_option
 @size_option
 @click.option(
@@ -535,14 +539,7 @@ def preview(film, output, frames, model, size, no_scene_detect, scene_sensitivit
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--output",
-    "-o",
-    "raw_output",
-    type=click.Path(),
-    help="Output file (one input) or folder (default: NAME_color.EXT beside each input).",
-)
+@_inputs_and_output("Output file (one input) or folder (default: NAME_color.EXT beside each input).")
 @model_option
 @size_option
 @raw_option
