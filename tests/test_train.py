@@ -239,6 +239,19 @@ def test_critic_width_is_a_training_setting(tmp_path, photos):
     assert sum(p.numel() for p in narrow.parameters()) < sum(p.numel() for p in default.parameters()) / 10
 
 
+def test_stage2_without_the_adversarial_term_has_no_critic_and_keeps_the_temporal_losses(tmp_path, photos):
+    kw = dict(stage=2, data=[], synthetic_data=[str(photos)], synthetic=1.0, frames=3, lr_g=1e-3, w_gan=0.0)
+    trainer = Trainer(config(tmp_path, photos, **kw))
+    assert trainer.critic is None and trainer.opt_d is None
+    batch = next(iter(trainer.loader))
+    losses = [trainer.train_step(batch) for _ in range(12)]
+    assert "gan" not in losses[0] and "critic" not in losses[0]
+    assert losses[0]["short_term"] > 0 and losses[0]["long_term"] > 0
+    assert losses[-1]["total"] < 0.8 * losses[0]["total"]
+    with pytest.raises(VcganError, match="critic-warmup needs the critic"):
+        Trainer(config(tmp_path / "b", photos, critic_warmup=3, **kw))
+
+
 def test_critic_warmup_trains_only_the_critic_first(tmp_path, photos):
     """--critic-warmup N: for the first N steps the critic learns and the generator (its
     weights, moving average and optimiser) stays exactly as it was; then both learn."""

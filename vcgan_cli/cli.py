@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import __version__, files
 from .codecs import CODECS, CRF_BOUNDS, codec_help, crf_help
-from .errors import VcganError
+from .errors import Interrupted, VcganError
 
 err = Console(stderr=True, highlight=False)
 
@@ -51,10 +51,12 @@ class _Signalled(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def _stop_on_signals():
+def _stop_on_signals(stopper=None):
     """While a command works: SIGTERM (``kill``, a job scheduler) and SIGHUP (a closed
-    terminal) interrupt it as Ctrl-C does. A signal already ignored (``nohup``) stays ignored;
-    the previous handlers come back afterwards."""
+    terminal) interrupt it as Ctrl-C does. With ``stopper`` (a pipeline.StopRequest) all
+    three first ask the film being colourised to stop after its frame and keep its work;
+    a second one, or one while no film is being colourised, interrupts at once. A signal
+    already ignored (``nohup``) stays ignored; the previous handlers come back afterwards."""
     import signal
     import threading
 
@@ -63,10 +65,14 @@ def _stop_on_signals():
         return
 
     def handler(signum, frame):
+        if stopper is not None and stopper.request(signum):
+            return
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
         raise _Signalled(signum)
 
     previous = {}
-    for name in ("SIGTERM", "SIGHUP"):
+    for name in ("SIGTERM", "SIGHUP", *(("SIGINT",) if stopper is not None else ())):
         sig = getattr(signal, name, None)
         if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
             previous[sig] = signal.signal(sig, handler)
@@ -75,6 +81,21 @@ def _stop_on_signals():
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def _resume_command() -> str:
+    import shlex
+
+    args = sys.argv[1:]
+    return shlex.join(["vcgan", *args, *(() if "--resume" in args else ("--resume",))])
+
+
+def _fail_interrupted(exc) -> None:
+    """One line for a run stopped by a signal, and the command that continues it."""
+    _say("[bold red]stopped[/]", str(exc).removeprefix("stopped "))
+    if exc.partial:
+        _say("[yellow]resume with:[/]", _resume_command())
+    sys.exit(exc.exit_code)
 
 
 def _error_text(exc: Exception) -> str:
@@ -87,11 +108,13 @@ def _error_text(exc: Exception) -> str:
     return f"unexpected {type(exc).__name__}: {first} (set VCGAN_DEBUG=1 for a traceback)"
 
 
-def _run(fn):
+def _run(fn, stopper=None):
     """Run ``fn`` turning every known failure into one line and a non-zero exit."""
     try:
-        with _stop_on_signals():
+        with _stop_on_signals(stopper):
             return fn()
+    except Interrupted as exc:
+        _fail_interrupted(exc)
     except VcganError as exc:
         _fail(str(exc), exc.exit_code)
     except _Signalled as exc:
@@ -193,8 +216,9 @@ class _LazyProgress:
                 expand=True,
             )
             self.bar.start()
-            self.task = self.bar.add_task(self.description, total=None, fps="", shots=0)
-        fps = p.frames_done / p.elapsed if p.elapsed > 0 else 0.0
+            # frames of an earlier run resumed from count as done, not as this run's speed
+            self.task = self.bar.add_task(self.description, total=None, fps="", shots=0, completed=self.offset + p.frames_resumed)
+        fps = (p.frames_done - p.frames_resumed) / p.elapsed if p.elapsed > 0 else 0.0
         total = p.frames_total if p.frames_total and p.frames_total >= p.frames_done else None
         if self.grand_total is not None:
             total = max(self.grand_total, self.offset + p.frames_done)
@@ -306,16 +330,22 @@ def _expand_films(inputs: tuple[Path, ...]) -> list[Path]:
     return films
 
 
+#: A film of a batch being resumed whose output was finished by the run before.
+_DONE_BEFORE = object()
+
+
 def _colorize_batch(films, output, model, device, backend, precision, settings, report, quiet) -> None:
     """Several films, one model: each failure is one line and the others go on; a summary
     at the end, one progress display over all of them; exit 1 if any failed."""
     from rich.table import Table
 
     from .media import MediaReader
-    from .pipeline import colorize_video
+    from .partial import partial_dir
+    from .pipeline import StopRequest, colorize_video
     from .runtime import load_model
 
     codec, overwrite = settings["codec"], settings["overwrite"]
+    stopper = StopRequest()
     if output is not None:
         if output.exists() and not output.is_dir():
             _fail(f"{output} is a file; several inputs need an output folder")
@@ -338,6 +368,10 @@ def _colorize_batch(films, output, model, device, backend, precision, settings, 
     outcome: list[tuple[Path, Path, object]] = []
     counts = []
     for film, target in zip(films, targets):
+        if settings["resume"] and not overwrite and target.exists() and not partial_dir(target).exists():
+            counts.append(0)
+            outcome.append((film, target, _DONE_BEFORE))  # finished by the run being resumed
+            continue
         try:
             with _stop_on_signals():
                 counts.append(MediaReader(film).info.frame_count)
@@ -352,11 +386,14 @@ def _colorize_batch(films, output, model, device, backend, precision, settings, 
     try:
         for k, (film, target, problem) in enumerate(outcome):
             if problem is not None:
-                continue
+                continue  # broken, or finished before
             bar.next_film(f"[{k + 1}/{len(films)}] {escape(film.name)}", done)
             try:
-                with _stop_on_signals():
-                    result = colorize_video(film, target, model=colorizer, progress=bar.update, **settings)
+                with _stop_on_signals(stopper):
+                    result = colorize_video(film, target, model=colorizer, progress=bar.update, stop=stopper, **settings)
+            except Interrupted as exc:
+                bar.stop()
+                _fail_interrupted(exc)
             except Exception as exc:  # noqa: BLE001 - one bad film must not stop a batch (Ctrl-C and signals do)
                 if os.environ.get("VCGAN_DEBUG"):
                     raise
@@ -385,17 +422,20 @@ def _colorize_batch(films, output, model, device, backend, precision, settings, 
     failed = [o for o in outcome if isinstance(o[2], BaseException)]
     if report:
         entries = [
-            {"input": str(f), "output": str(t), "error": _error_text(r)} if isinstance(r, BaseException) else r.to_dict()
+            {"input": str(f), "output": str(t), "error": _error_text(r)} if isinstance(r, BaseException)
+            else {"input": str(f), "output": str(t), "done_before": True} if r is _DONE_BEFORE else r.to_dict()
             for f, t, r in outcome
         ]
         _run(lambda: _write_text(report, json.dumps({"films": entries}, indent=2) + "\n", overwrite=overwrite))
     if not quiet:
-        table = Table(title=f"{len(films) - len(failed)} of {len(films)} films colourised")
+        table = Table(title=f"{len(films) - len(failed)} of {len(films)} films colourised")  # done before included
         for column in ("film", "output", "frames", "fps", "result"):
             table.add_column(column)
         for f, t, r in outcome:
             if isinstance(r, BaseException):
                 table.add_row(escape(str(f)), "—", "—", "—", f"[red]failed[/]: {escape(_error_text(r))}")
+            elif r is _DONE_BEFORE:
+                table.add_row(escape(str(f)), escape(str(t)), "—", "—", "[green]done before[/] (kept)")
             else:
                 table.add_row(escape(str(f)), escape(str(t)), str(r.frames), f"{r.fps:.1f}", "[green]ok[/]" + (f", {len(r.warnings)} warning(s)" if r.warnings else ""))
         err.print(table)
@@ -433,14 +473,15 @@ def _colorize_batch(films, output, model, device, backend, precision, settings, 
 @click.option("--strict", is_flag=True, help="Stop with exit status 3 at any damage in the input, instead of replacing an undecodable frame by the previous good one.")
 @click.option("--start", metavar="TIME", help="Colourise from here: seconds (90, 1.5), HH:MM:SS.mmm, or a frame number (f1234). The sound is cut to match.")
 @click.option("--end", metavar="TIME", help="... up to here (not included), in the same forms.")
-def colorize(inputs, raw_output, model, size, codec, crf, raw, no_scene_detect, scene_sensitivity, device, backend, precision, overwrite, report, quiet, strict, start, end):
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its saved work (OUTPUT.partial/), with the same settings; finished films of a batch are skipped.")
+def colorize(inputs, raw_output, model, size, codec, crf, raw, no_scene_detect, scene_sensitivity, device, backend, precision, overwrite, report, quiet, strict, start, end, resume):
     """Colourise films into new videos, keeping their sound and timing.
 
     INPUTS: one film, several, or folders of them (with -o a folder, or beside each)."""
-    from .pipeline import colorize_video
-    from .runtime import load_model
-
     from .media import CONTAINERS
+    from .partial import partial_dir
+    from .pipeline import StopRequest, colorize_video
+    from .runtime import load_model
 
     films = _expand_films(inputs)
     output = Path(raw_output) if raw_output is not None else None
@@ -452,6 +493,7 @@ def colorize(inputs, raw_output, model, size, codec, crf, raw, no_scene_detect, 
     settings = dict(
         size=size, keep_luma=not raw, codec=codec, crf=crf, overwrite=overwrite,
         detect_cuts=not no_scene_detect, cut_sensitivity=scene_sensitivity, strict=strict, start=start, end=end,
+        resume=resume,
     )
     from .pipeline import parse_position
 
@@ -467,17 +509,21 @@ def colorize(inputs, raw_output, model, size, codec, crf, raw, no_scene_detect, 
     if output is None:
         output = input.with_name(f"{input.stem}_color{CODEC_EXT[codec]}")
     _check_result_file(report, "--report", overwrite=overwrite, protected=(input, output))
+    if resume and not overwrite and output.exists() and not partial_dir(output).exists():
+        _note(f"{output} is finished already: there is no work in progress to resume ({partial_dir(output).name})")
+        return
+    stopper = StopRequest()
 
     def work():
         colorizer = load_model(model, device=device, precision=precision, backend=backend)
         note = None if colorizer.weights.trained else f"model {colorizer.name!r} has random weights: expect noise colours"
         bar = _LazyProgress(quiet, f"Colourising {escape(input.name)}", note)
         try:
-            return colorize_video(input, output, model=colorizer, progress=bar.update, **settings)
+            return colorize_video(input, output, model=colorizer, progress=bar.update, stop=stopper, **settings)
         finally:
             bar.stop()
 
-    result = _run(work)
+    result = _run(work, stopper)
     for w in result.warnings:
         _warn(w)
     if report:
@@ -486,8 +532,9 @@ def colorize(inputs, raw_output, model, size, codec, crf, raw, no_scene_detect, 
         cuts = [i for i in result.shot_starts if i > 0]
         cut_text = f" (cuts at frames {', '.join(map(str, cuts[:8]))}{', …' if len(cuts) > 8 else ''})" if cuts else ""
         dur = f", {result.duration:.2f} s" if result.duration else ""
+        resumed = f" (resumed at frame {result.resumed_from})" if result.resumed_from else ""
         err.print(
-            f"[green]wrote[/] {escape(result.output)}: {result.frames} frames{dur}, {len(result.shot_starts)} shot(s){cut_text}\n"
+            f"[green]wrote[/] {escape(result.output)}: {result.frames} frames{dur}, {len(result.shot_starts)} shot(s){cut_text}{resumed}\n"
             f"  model {result.model} ({escape(result.model_source)}) on {result.device} {result.precision} ({result.backend}), "
             f"network at {result.working_size[1]}×{result.working_size[0]}, {result.fps:.1f} fps in {result.elapsed:.1f} s\n"
             f"  {result.output_info}",

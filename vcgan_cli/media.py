@@ -36,6 +36,7 @@ __all__ = [
     "AudioPacket",
     "MediaReader",
     "VideoWriter",
+    "OutputPlan",
     "SUPPORTED_CODECS",
     "CONTAINERS",
 ]
@@ -577,8 +578,41 @@ class MediaReader:
         self._passes.add(gen)
         return gen
 
-    def _demux(self, seek: float | None = None) -> Iterator[Frame | AudioPacket]:
+    def _open_at(self, seek: float | None):
+        """The file opened afresh, at the last video keyframe at or before ``seek`` (seconds
+        on the frames' clock) where given and the file can seek, else at its start."""
         container = self._open()
+        tb = self.info.time_base
+        if seek is not None and seek > float((self._start_time or 0) * tb):
+            try:
+                container.seek(int(seek / tb), stream=container.streams[self._vindex], backward=True, any_frame=False)
+            except av.FFmpegError:
+                container.close()  # not seekable (a pipe, some damaged files): from the start
+                container = self._open()
+        return container
+
+    def audio_packets(self, seek: float | None = None, until: float | None = None) -> Iterator[AudioPacket]:
+        """A pass over the audio streams alone (no picture is decoded), from where a
+        :meth:`demux` with the same ``seek`` starts, up to the first packet at or after
+        ``until`` seconds."""
+        if not self._aindices:
+            return
+        container = self._open_at(seek)
+        try:
+            for packet in container.demux([container.streams[i] for i in self._aindices]):
+                if packet.size == 0:
+                    continue
+                if until is not None and packet.pts is not None and packet.time_base is not None:
+                    if float(packet.pts * packet.time_base) >= until:
+                        break
+                yield AudioPacket(packet.stream.index, packet)
+        except av.FFmpegError:
+            return  # damaged data: the sound ends here (the picture pass reports the damage)
+        finally:
+            container.close()
+
+    def _demux(self, seek: float | None = None) -> Iterator[Frame | AudioPacket]:
+        container = self._open_at(seek)
         try:
             vs = container.streams[self._vindex]
             try:
@@ -587,14 +621,6 @@ class MediaReader:
                 pass
             streams = [vs] + [container.streams[i] for i in self._aindices]
             tb = self.info.time_base
-            if seek is not None and seek > float((self._start_time or 0) * tb):
-                try:
-                    container.seek(int(seek / tb), stream=vs, backward=True, any_frame=False)
-                except av.FFmpegError:
-                    container.close()  # not seekable (a pipe, some damaged files): from the start
-                    container = self._open()
-                    vs = container.streams[self._vindex]
-                    streams = [vs] + [container.streams[i] for i in self._aindices]
             step = 1
             if self.info.average_rate:
                 step = max(1, int(round(1 / (self.info.average_rate * tb))))
@@ -820,13 +846,23 @@ def _chroma_size(pix_fmt: str, width: int, height: int) -> tuple[int, int]:
     return width, height
 
 
-class VideoWriter:
-    """Encode colourised frames into ``path`` with the reader's timing and audio.
+def sane_dts(packet, last_dts: int | None, max_delay: int) -> int | None:
+    """libx265 flushing a very short film (two or three frames) at times hands out packets
+    whose dts is garbage (-8.8e12), which the muxer refuses ("not yet implemented"): a dts
+    missing, after the pts or absurdly far before it is replaced by the nearest valid one.
+    Returns the dts to compare the next packet with."""
+    pts, dts = packet.pts, packet.dts
+    if pts is not None and (dts is None or dts > pts or pts - dts > max_delay):
+        packet.dts = pts if last_dts is None else min(pts, last_dts + 1)
+    return packet.dts if packet.dts is not None else last_dts
 
-    Everything is written to a hidden temporary file next to ``path``; ``commit()``
-    finishes it and renames it into place, ``abort()`` (or leaving the ``with`` block
-    with an exception, or without committing) deletes it.
-    """
+
+class OutputPlan:
+    """Everything decided about an output film before any of it is written: the checked
+    path and container, the codec and its settings, the pixel format and the colour tags;
+    and how a colourised frame becomes an ``av.VideoFrame`` in that format. One plan serves
+    the writer of the final file and the encoder of each saved segment (partial.py), so the
+    two cannot encode differently."""
 
     def __init__(
         self,
@@ -844,13 +880,7 @@ class VideoWriter:
         # an excerpt: (start, end) seconds on the frames' clock; the output starts at 0 there,
         # and the sound is cut to the sample (so it is always re-encoded)
         self.window = window
-        self._shift = 0
         self.codec = codec
-        self.frames_written = 0
-        self._out = None
-        self._tmpl = None
-        self._done = False
-        self._tmp_path: str | None = None
         info = reader.info
         p = self.path
 
@@ -871,7 +901,7 @@ class VideoWriter:
             shown = ext or "(none)"
             raise MediaError(f"unknown output container extension {shown} for {p}; use one of {known}")
         fmt_name, allowed = CONTAINERS[ext]
-        self._format = fmt_name
+        self.format = fmt_name
         if codec not in SUPPORTED_CODECS:
             raise MediaError(f"unsupported codec '{codec}'; use one of {', '.join(SUPPORTED_CODECS)}")
         if not _codec_available(codec):
@@ -882,7 +912,7 @@ class VideoWriter:
                 f"{codec} cannot be written to {ext}; use {' or '.join(good)} "
                 f"(or another codec: {', '.join(allowed)})"
             )
-        spec = self._spec = CODECS[codec]
+        spec = self.spec = CODECS[codec]
         if crf is not None:
             if spec.crf is None:
                 raise MediaError(f"--crf does not apply to {codec}; leave it out")
@@ -902,23 +932,156 @@ class VideoWriter:
         if supported and pix_fmt not in supported:
             raise MediaError(f"{codec} in this FFmpeg build cannot write {pix_fmt}; try libx265 or ffv1")
         self.pix_fmt = pix_fmt
-        self._bits = 10 if ten else 8
-        self._width, self._height = width, height
-        self._chroma_w, self._chroma_h = _chroma_size(pix_fmt, width, height)
+        self.bits = 10 if ten else 8
+        self.width, self.height = width, height
+        self.chroma_w, self.chroma_h = _chroma_size(pix_fmt, width, height)
 
         # ---- colour tags
-        self._matrix = info.matrix
+        self.matrix = info.matrix
         spc = reader.tags.colorspace if reader.tags.colorspace is not None else _MATRIX_TO_SPC[info.matrix]
         if _SPC_TO_MATRIX.get(spc) != info.matrix:
             spc = _MATRIX_TO_SPC[info.matrix]
-        self._colorspace = spc
-        self._primaries = reader.tags.primaries or 2
-        self._trc = reader.tags.transfer or 2
+        self.colorspace = spc
+        self.primaries = reader.tags.primaries or 2
+        self.transfer = reader.tags.transfer or 2
+
+        # ---- timing
+        self.time_base = info.time_base
+        self.rate = info.average_rate or Fraction(25)
+        # no encoder holds a picture back more than 16 frames (or a second)
+        self.max_delay = max(16 * int(round(1 / (self.rate * self.time_base))), int(1 / self.time_base))
+        self.shift = int(round(window[0] / self.time_base)) if window is not None else 0
+
+    def settings(self) -> dict:
+        """What makes two encodings of the same frames alike (for a resume's manifest)."""
+        return {"codec": self.codec, "crf": self.crf, "pix_fmt": self.pix_fmt, "container": self.format}
+
+    def encoder_options(self) -> dict[str, str]:
+        return self.spec.encoder_options(self.crf, self.pix_fmt)
+
+    def configure(self, cc) -> None:
+        """Set a video encoder context (a stream's or a standalone one) to this plan."""
+        cc.width = self.width
+        cc.height = self.height
+        cc.pix_fmt = self.pix_fmt
+        cc.time_base = self.time_base
+        cc.framerate = self.rate
+        cc.colorspace = self.colorspace
+        cc.color_range = _RANGE_MPEG
+        cc.color_primaries = self.primaries
+        cc.color_trc = self.transfer
+        if self.reader.tags.sample_aspect_ratio is not None:  # non-square pixels (DV, DVD, anamorphic)
+            cc.sample_aspect_ratio = self.reader.tags.sample_aspect_ratio
+        if self.codec == "libx265" and self.format in ("mp4", "mov"):
+            cc.codec_tag = "hvc1"
+
+    def ycbcr_frame(self, luma: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> av.VideoFrame:
+        """A frame from normalised luma (same scale as ``Frame.luma``) and chroma offsets in
+        [-0.5, 0.5] at any resolution with the frame's aspect."""
+        h, w = self.height, self.width
+        if luma.shape != (h, w):
+            raise ValueError(f"luma must be {h}x{w}, got {luma.shape}")
+        bits = self.bits
+        s = float(2 ** (bits - 8))
+        top = 2 ** bits - 1
+        dt = _dtype_for_bits(bits)
+        frame = av.VideoFrame(w, h, self.pix_fmt)
+
+        y = np.asarray(luma, dtype=np.float32) * np.float32(219 * s) + np.float32(16 * s)
+        np.rint(y, out=y)
+        np.clip(y, 0, top, out=y)
+        _plane_view(frame.planes[0], dt)[...] = y.astype(dt)
+
+        cw, ch = self.chroma_w, self.chroma_h
+        lo, hi = 16 * s, 240 * s
+        for plane, c in ((frame.planes[1], cb), (frame.planes[2], cr)):
+            c = np.asarray(c, dtype=np.float32)
+            if c.ndim != 2:
+                raise ValueError(f"chroma planes must be 2-D, got {c.shape}")
+            if c.shape != (ch, cw):
+                c = cv2.resize(np.ascontiguousarray(c), (cw, ch), interpolation=cv2.INTER_LINEAR)
+            q = c * np.float32(224 * s) + np.float32(128 * s)
+            np.rint(q, out=q)
+            np.clip(q, lo, hi, out=q)
+            _plane_view(plane, dt)[...] = q.astype(dt)
+        return frame
+
+    def rgb_frame(self, rgb: np.ndarray) -> av.VideoFrame:
+        """A frame from float RGB in [0, 1] (any size with the frame's aspect), converted to
+        the output YUV format by swscale."""
+        rgb = np.asarray(rgb, dtype=np.float32)
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"rgb must be HxWx3, got {rgb.shape}")
+        h, w = self.height, self.width
+        if rgb.shape[:2] != (h, w):
+            rgb = cv2.resize(np.ascontiguousarray(rgb), (w, h), interpolation=cv2.INTER_LINEAR)
+        rgb = np.clip(rgb, 0.0, 1.0)
+        if self.bits > 8:
+            src = av.VideoFrame.from_ndarray(np.rint(rgb * 65535).astype(np.uint16), format="rgb48le")
+        else:
+            src = av.VideoFrame.from_ndarray(np.rint(rgb * 255).astype(np.uint8), format="rgb24")
+        return src.reformat(
+            format=self.pix_fmt,
+            dst_colorspace=_MATRIX_TO_SWS[self.matrix],
+            src_color_range="JPEG",
+            dst_color_range="MPEG",
+        )
+
+    def stamp(self, frame: av.VideoFrame, pts: int) -> None:
+        """Time and colour-tag a frame about to be encoded (``pts`` already shifted)."""
+        frame.pts = pts
+        frame.time_base = self.time_base
+        frame.colorspace = self.colorspace
+        frame.color_range = _RANGE_MPEG
+        frame.color_primaries = self.primaries
+        frame.color_trc = self.transfer
+
+
+class VideoWriter:
+    """Encode colourised frames into ``path`` with the reader's timing and audio.
+
+    Everything is written to a hidden temporary file next to ``path``; ``commit()``
+    finishes it and renames it into place, ``abort()`` (or leaving the ``with`` block
+    with an exception, or without committing) deletes it. Frames come either as pictures
+    (:meth:`write_frame`, :meth:`write_rgb`) or already encoded to the same plan
+    (:meth:`write_packet`, from the segments of a resumable run).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        reader: MediaReader,
+        *,
+        codec: str = "libx264",
+        crf: int | None = None,
+        overwrite: bool = False,
+        ten_bit: bool | None = None,
+        window: tuple[float, float | None] | None = None,
+        plan: OutputPlan | None = None,
+    ):
+        self._out = None
+        self._tmpl = None
+        self._done = False
+        self._tmp_path: str | None = None
+        self.plan = plan or OutputPlan(path, reader, codec=codec, crf=crf, overwrite=overwrite, ten_bit=ten_bit, window=window)
+        plan = self.plan
+        self.path = plan.path
+        self.reader = reader
+        self.window = plan.window
+        self._shift = plan.shift
+        self.codec = plan.codec
+        self.crf = plan.crf
+        self.pix_fmt = plan.pix_fmt
+        self.overwrite = plan.overwrite
+        self._format = plan.format
+        self._spec = plan.spec
+        self.frames_written = 0
+        p, codec = self.path, self.codec
 
         # ---- open the output (temporary file in the same folder) and set up streams
         self._tmp_path = str(files.temp_path(p))
         try:
-            self._out = av.open(_local(self._tmp_path), "w", format=fmt_name, options=self._mux_options())
+            self._out = av.open(_local(self._tmp_path), "w", format=plan.format, options=self._mux_options())
             self._setup_video()
             self._setup_audio()
         except MediaError:
@@ -948,36 +1111,17 @@ class VideoWriter:
         return {"avoid_negative_ts": "disabled"}
 
     def _setup_video(self) -> None:
-        info = self.reader.info
-        codec = self.codec
-        opts = self._spec.encoder_options(self.crf, self.pix_fmt)
-        rate = info.average_rate or Fraction(25)
-        vs = self._out.add_stream(codec, rate=rate, options=opts)
-        vs.width = self._width
-        vs.height = self._height
-        vs.pix_fmt = self.pix_fmt
-        tb = info.time_base
-        vs.time_base = tb
-        cc = vs.codec_context
-        cc.time_base = tb
-        cc.framerate = rate
-        cc.colorspace = self._colorspace
-        cc.color_range = _RANGE_MPEG
-        cc.color_primaries = self._primaries
-        cc.color_trc = self._trc
-        if self.reader.tags.sample_aspect_ratio is not None:  # non-square pixels (DV, DVD, anamorphic)
-            cc.sample_aspect_ratio = self.reader.tags.sample_aspect_ratio
+        plan = self.plan
+        vs = self._out.add_stream(self.codec, rate=plan.rate, options=plan.encoder_options())
+        vs.width, vs.height, vs.pix_fmt = plan.width, plan.height, plan.pix_fmt
+        vs.time_base = plan.time_base
+        plan.configure(vs.codec_context)
         self._out.metadata.update(self.reader.tags.container_metadata)
         vs.metadata.update(self.reader.tags.stream_metadata.get(self.reader.tags.video_index, {}))
-        if codec == "libx265" and self._format in ("mp4", "mov"):
-            cc.codec_tag = "hvc1"
         self._vs = vs
         self._last_pts: int | None = None
         self._last_dts: int | None = None
-        # no encoder holds a picture back more than 16 frames (or a second)
-        self._max_delay = max(16 * int(round(1 / (rate * tb))), int(1 / tb))
-        if self.window is not None:
-            self._shift = int(round(self.window[0] / tb))
+        self._max_delay = plan.max_delay
 
     def _setup_audio(self) -> None:
         self._audio: dict[int, dict] = {}
@@ -1058,82 +1202,40 @@ class VideoWriter:
             raise MediaError(f"writing {self.path} failed: {_one_line(e)}") from None
 
     def _sane_dts(self, packet) -> None:
-        """libx265 flushing a very short film (two or three frames) at times hands out packets
-        whose dts is garbage (-8.8e12), which the muxer refuses ("not yet implemented"): a dts
-        missing, after the pts or absurdly far before it is replaced by the nearest valid one."""
-        pts, dts, last = packet.pts, packet.dts, self._last_dts
-        if pts is not None and (dts is None or dts > pts or pts - dts > self._max_delay):
-            dts = pts if last is None else min(pts, last + 1)
-            packet.dts = dts
-        if packet.dts is not None:
-            self._last_dts = packet.dts
+        self._last_dts = sane_dts(packet, self._last_dts, self._max_delay)
 
     def write_frame(self, pts: int, luma: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> None:
         """Encode one frame from normalised luma (same scale as ``Frame.luma``) and
         chroma offsets in [-0.5, 0.5] at any resolution with the frame's aspect."""
         self._check_open()
-        h, w = self._height, self._width
-        if luma.shape != (h, w):
-            raise ValueError(f"luma must be {h}x{w}, got {luma.shape}")
-        pts = self._check_pts(pts)
-        bits = self._bits
-        s = float(2 ** (bits - 8))
-        top = 2 ** bits - 1
-        dt = _dtype_for_bits(bits)
-        frame = av.VideoFrame(w, h, self.pix_fmt)
-
-        y = np.asarray(luma, dtype=np.float32) * np.float32(219 * s) + np.float32(16 * s)
-        np.rint(y, out=y)
-        np.clip(y, 0, top, out=y)
-        _plane_view(frame.planes[0], dt)[...] = y.astype(dt)
-
-        cw, ch = self._chroma_w, self._chroma_h
-        lo, hi = 16 * s, 240 * s
-        for plane, c in ((frame.planes[1], cb), (frame.planes[2], cr)):
-            c = np.asarray(c, dtype=np.float32)
-            if c.ndim != 2:
-                raise ValueError(f"chroma planes must be 2-D, got {c.shape}")
-            if c.shape != (ch, cw):
-                c = cv2.resize(np.ascontiguousarray(c), (cw, ch), interpolation=cv2.INTER_LINEAR)
-            q = c * np.float32(224 * s) + np.float32(128 * s)
-            np.rint(q, out=q)
-            np.clip(q, lo, hi, out=q)
-            _plane_view(plane, dt)[...] = q.astype(dt)
-
-        self._finish_frame(frame, pts)
+        frame = self.plan.ycbcr_frame(luma, cb, cr)
+        self._finish_frame(frame, self._check_pts(pts))
 
     def write_rgb(self, pts: int, rgb: np.ndarray) -> None:
         """Encode one frame from float RGB in [0, 1] (any size with the frame's aspect),
         converted to the output YUV format by swscale."""
         self._check_open()
-        rgb = np.asarray(rgb, dtype=np.float32)
-        if rgb.ndim != 3 or rgb.shape[2] != 3:
-            raise ValueError(f"rgb must be HxWx3, got {rgb.shape}")
-        pts = self._check_pts(pts)
-        h, w = self._height, self._width
-        if rgb.shape[:2] != (h, w):
-            rgb = cv2.resize(np.ascontiguousarray(rgb), (w, h), interpolation=cv2.INTER_LINEAR)
-        rgb = np.clip(rgb, 0.0, 1.0)
-        if self._bits > 8:
-            src = av.VideoFrame.from_ndarray(np.rint(rgb * 65535).astype(np.uint16), format="rgb48le")
-        else:
-            src = av.VideoFrame.from_ndarray(np.rint(rgb * 255).astype(np.uint8), format="rgb24")
-        frame = src.reformat(
-            format=self.pix_fmt,
-            dst_colorspace=_MATRIX_TO_SWS[self._matrix],
-            src_color_range="JPEG",
-            dst_color_range="MPEG",
-        )
-        self._finish_frame(frame, pts)
+        frame = self.plan.rgb_frame(rgb)
+        self._finish_frame(frame, self._check_pts(pts))
 
     def _finish_frame(self, frame: av.VideoFrame, pts: int) -> None:
-        frame.pts = pts
-        frame.time_base = self.reader.info.time_base
-        frame.colorspace = self._colorspace
-        frame.color_range = _RANGE_MPEG
-        frame.color_primaries = self._primaries
-        frame.color_trc = self._trc
+        self.plan.stamp(frame, pts)
         self._encode(frame)
+        self.frames_written += 1
+
+    def write_packet(self, packet: av.Packet) -> None:
+        """Mux one frame already encoded to this writer's plan (its pts shifted as
+        :meth:`write_frame` would): the stream's encoder, opened with the same settings,
+        gives the container the same codec header, and never encodes."""
+        self._check_open()
+        packet.stream = self._vs
+        packet.time_base = self.plan.time_base
+        try:
+            self._out.mux(packet)
+        except av.FFmpegError as e:
+            raise MediaError(f"writing {self.path} failed: {_ffmpeg_message(e)}") from None
+        except OSError as e:
+            raise MediaError(f"writing {self.path} failed: {_one_line(e)}") from None
         self.frames_written += 1
 
     def write_audio(self, item: AudioPacket) -> None:

@@ -23,9 +23,10 @@ import numpy as np
 
 from . import files
 from .colour import rgb_to_gray, rgb_to_ycbcr
-from .errors import VcganError
+from .errors import Interrupted, VcganError
 from .flow import SceneCutDetector, estimate_flow, to_u8, warp
-from .media import AudioPacket, Frame, MediaReader, VideoWriter
+from .media import AudioPacket, Frame, MediaReader, OutputPlan, VideoWriter
+from .partial import SEGMENT_SECONDS, Partial, PartialError, SegmentEncoder, input_identity, partial_dir
 from .runtime import Colorizer, load_model, resize, working_size
 
 #: Input chroma (Frame.chroma) above which a film is taken to be in colour already.
@@ -41,6 +42,8 @@ class Progress:
     frames_total: int | None
     shots: int
     elapsed: float
+    #: Frames done by an earlier run and resumed from (not counted in this run's speed).
+    frames_resumed: int = 0
 
 
 @dataclass
@@ -62,10 +65,13 @@ class VideoResult:
     #: Frames that could not be decoded, each written as the previous good picture again.
     damaged_frames: list[int] = field(default_factory=list)
     backend: str = "torch"  # how the network ran (backends.py)
+    #: The frame this run resumed from (saved work of an interrupted run), else None.
+    resumed_from: int | None = None
 
     @property
     def fps(self) -> float:
-        return self.frames / self.elapsed if self.elapsed > 0 else 0.0
+        """Frames this run coloured per second (those of an earlier run resumed from not counted)."""
+        return (self.frames - (self.resumed_from or 0)) / self.elapsed if self.elapsed > 0 else 0.0
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -79,6 +85,8 @@ class _Work:
     gray: np.ndarray  # working size, [0, 1]
     gray_u8: np.ndarray
     flow: np.ndarray | None = None  # backward flow to the previous frame; None = new shot
+    context: bool = False  # done by an earlier run: only the next frame's flow reference
+    recent: list[float] | None = None  # the scene-cut detector's scores after this frame
 
 
 def parse_position(text: str | float | int, what: str = "--start") -> tuple[str, float]:
@@ -256,6 +264,98 @@ def _resolve_model(model: Colorizer | str | os.PathLike | None, device: str, pre
     return model if isinstance(model, Colorizer) else load_model(model, device=device, precision=precision)
 
 
+class StopRequest:
+    """A graceful stop asked from outside a run (a signal handler, another thread): the run
+    stops after the frame in progress, saves its work beside the output and raises
+    :class:`~vcgan_cli.errors.Interrupted`. Only while a run listens (``armed``) is a
+    request taken; otherwise, or when one was already made (a second Ctrl-C),
+    :meth:`request` returns False and the caller should interrupt at once."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.signum: int | None = None
+        self.armed = False
+
+    def request(self, signum: int | None = None) -> bool:
+        if not self.armed or self._event.is_set():
+            return False
+        self.signum = signum
+        self._event.set()
+        return True
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+
+def _signal_name(signum: int | None) -> str:
+    import signal
+
+    if signum is None:
+        return "request"
+    try:
+        return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _open_partial(dst, identity: dict, settings: dict, resume: bool, warnings: list[str]) -> tuple[Partial, bool]:
+    """The work in progress for ``dst``: resumed (``resume`` and a matching one exists), or
+    a new one. An existing one is never deleted or reused silently."""
+    folder = partial_dir(dst)
+    if folder.exists():
+        if not resume:
+            try:
+                what = f" ({Partial.load(folder).describe()})"
+            except PartialError:
+                what = ""
+            raise PartialError(
+                f"{folder} holds an interrupted run of {dst}{what}; continue it with --resume, "
+                "or remove that folder to start over"
+            )
+        part = Partial.load(folder)
+        diffs = part.differences(identity, settings)
+        if diffs:
+            raise PartialError(
+                f"cannot resume {dst}: {'; '.join(diffs)}; resume with the settings it was started with, "
+                f"or remove {folder} to start over"
+            )
+        part.tidy()
+        return part, True
+    if resume:
+        warnings.append(f"nothing to resume for {dst} (no {folder.name}); started from the beginning")
+    problem = files.folder_problem(folder.parent)
+    if problem:
+        raise VcganError(f"cannot keep work in progress beside {dst}: {problem}")
+    folder.mkdir()
+    part = Partial(folder, identity, settings)
+    part.save()
+    return part, False
+
+
+def _assemble(part: Partial, reader: MediaReader, plan: OutputPlan) -> str:
+    """The final file from the saved segments' packets and the input's sound, interleaved
+    by time, written atomically. Returns the writer's summary line."""
+    window = plan.window
+    tb = plan.time_base
+    until = window[1] + 1.0 if window is not None and window[1] is not None else None
+    with VideoWriter(plan.path, reader, plan=plan) as writer:
+        audio = reader.audio_packets(seek=window[0] if window else None, until=until)
+        pending = next(audio, None)
+        for packet in part.packets():
+            at = packet.dts if packet.dts is not None else packet.pts
+            t = float((at + plan.shift) * tb)
+            while pending is not None and ((pt := _packet_time(pending)) is None or pt <= t):
+                writer.write_audio(pending)
+                pending = next(audio, None)
+            writer.write_packet(packet)
+        while pending is not None:
+            writer.write_audio(pending)
+            pending = next(audio, None)
+        writer.commit()
+        return writer.output_info
+
+
 def colorize_video(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -275,6 +375,9 @@ def colorize_video(
     strict: bool = False,
     start: str | float | None = None,
     end: str | float | None = None,
+    resume: bool = False,
+    stop: StopRequest | None = None,
+    segment_seconds: float | None = None,
 ) -> VideoResult:
     """Colourise the film ``src`` into ``dst``, with its sound, frame for frame.
 
@@ -287,11 +390,19 @@ def colorize_video(
     ``strict`` any damage raises :class:`~vcgan_cli.errors.DamagedMediaError` instead.
     ``start``/``end`` (:func:`parse_position`) colourise only that excerpt, its first frame
     starting a shot, with the sound cut to the sample; the output starts at 0 there.
+
+    The work is saved as it goes in ``dst.partial/`` (partial.py; every ``segment_seconds``,
+    default :data:`~vcgan_cli.partial.SEGMENT_SECONDS`). ``stop`` (a :class:`StopRequest`)
+    ends the run after the frame in progress, saving it, with
+    :class:`~vcgan_cli.errors.Interrupted`; ``resume`` continues saved work, giving the
+    same film as an uninterrupted run (the same frames, bit for bit with ffv1). Saved work
+    of other settings, another model or another input is refused, and without ``resume``
+    existing work is refused too (never deleted).
     """
     started = time.perf_counter()
     colorizer = _resolve_model(model, device, precision)
     size = size or colorizer.config.train_size
-    detector = SceneCutDetector(cut_sensitivity) if detect_cuts else None
+    every = SEGMENT_SECONDS if segment_seconds is None else float(segment_seconds)
 
     with MediaReader(src, strict=strict) as reader:
         info = reader.info
@@ -302,115 +413,50 @@ def colorize_video(
         if window is not None and info.average_rate:
             last = window[1] if window[1] is not None else info.start_time + (info.duration or 0)
             frames_total = max(1, math.ceil((last - window[0]) * float(info.average_rate) - 1e-6)) if last > window[0] else None
-        with VideoWriter(dst, reader, codec=codec, crf=crf, overwrite=overwrite, window=window) as writer:
-            stop = threading.Event()
-            errors: list[BaseException] = []
-            decoded: queue.Queue = queue.Queue(queue_size)
-            flowed: queue.Queue = queue.Queue(queue_size)
-            coloured: queue.Queue = queue.Queue(queue_size)
-            warnings: list[str] = []
-            shot_starts: list[int] = []
-            written = [0]
-            span: list[float | None] = [None, None]  # first and last written frame times
+        plan = OutputPlan(dst, reader, codec=codec, crf=crf, overwrite=overwrite, window=window)
+        from .backends import weights_digest
 
-            tol = min(1e-3, 0.25 / float(info.average_rate)) if info.average_rate else 1e-3
-
-            def decode() -> None:
-                checked = 0
-                kept = 0
-                past_end = False
-                for item in reader.demux(seek=window[0] if window else None):
-                    if window is not None:
-                        t = item.time if isinstance(item, Frame) else _packet_time(item)
-                        if isinstance(item, Frame):
-                            if t < window[0] - tol:
-                                continue
-                            if window[1] is not None and t >= window[1] - tol:
-                                past_end = True
-                                if not info.audio or t >= window[1] + 2.0:
-                                    break
-                                continue
-                            item.index = kept  # frames count from the excerpt's start
-                            kept += 1
-                        elif past_end and (t is None or t >= window[1] + 1.0):
-                            break  # the sound up to the end is in: stop reading
-                    if isinstance(item, Frame):
-                        if checked < 10:
-                            checked += 1
-                            if item.chroma > COLOUR_INPUT_CHROMA and not any("colour" in w for w in warnings):
-                                warnings.append(
-                                    "the input looks like a colour film; its colours are discarded and replaced"
-                                )
-                        frame, item = item, _prepare(item.luma, wh, ww)
-                        item.frame = frame
-                    if not _put(decoded, item, stop):
-                        return
-                _put(decoded, _END, stop)
-
-            def track() -> None:
-                prev: _Work | None = None
-                while (item := _get(decoded, stop)) is not _END:
-                    if isinstance(item, _Work):
-                        _track(prev, item, detector)
-                        prev = item
-                    if not _put(flowed, item, stop):
-                        return
-                _put(flowed, _END, stop)
-
-            def encode() -> None:
-                while (item := _get(coloured, stop)) is not _END:
-                    if isinstance(item, AudioPacket):
-                        writer.write_audio(item)
-                        continue
-                    frame, rgb = item
-                    if keep_luma:
-                        _, cb, cr = rgb_to_ycbcr(rgb, info.matrix)
-                        writer.write_frame(frame.pts, frame.luma, cb, cr)
-                    else:
-                        writer.write_rgb(frame.pts, rgb)
-                    written[0] += 1
-                    span[0] = frame.time if span[0] is None else span[0]
-                    span[1] = frame.time
-                    if progress is not None:
-                        progress(
-                            Progress(written[0], frames_total, len(shot_starts), time.perf_counter() - started)
-                        )
-
-            stages = [_Stage(n, f, stop, errors) for n, f in (("decode", decode), ("flow", track), ("encode", encode))]
-            for s in stages:
-                s.thread.start()
-            finished = False
-            try:
-                prev_rgb: np.ndarray | None = None
-                while (item := _get(flowed, stop)) is not _END:
-                    if isinstance(item, _Work):
-                        prev_rgb, start = _colour(colorizer, item, prev_rgb)
-                        if start:
-                            shot_starts.append(item.frame.index)
-                        item = (item.frame, prev_rgb)
-                    if not _put(coloured, item, stop):
-                        break
-                finished = _put(coloured, _END, stop)
-            finally:
-                if not finished:  # an error here or in a stage, or Ctrl-C: stop every stage
-                    stop.set()
-                for s in stages:
-                    s.thread.join()
-            if errors:
-                raise errors[0]
-            if written[0] == 0:
-                raise VcganError(f"{src}: no video frames could be decoded")
-            writer.commit()
-            output_info = writer.output_info
-        warnings.extend(reader.warnings)
+        settings = {
+            "model": colorizer.name, "model_digest": weights_digest(colorizer.weights.generator),
+            "precision": colorizer.precision, "size": size, "working_size": f"{ww}x{wh}", "raw": not keep_luma,
+            "scene_detect": bool(detect_cuts), "scene_sensitivity": float(cut_sensitivity), "strict": bool(strict),
+            "start": None if window is None else round(window[0], 6),
+            "end": None if window is None or window[1] is None else round(window[1], 6),
+            **plan.settings(),
+        }
+        warnings: list[str] = []
+        part, resumed = _open_partial(dst, input_identity(src), settings, resume, warnings)
+        resume_at = part.next_frame
+        try:
+            if not part.complete:
+                _colour_film(reader, colorizer, plan, part, window, (wh, ww), detect_cuts, cut_sensitivity,
+                             keep_luma, progress, stop, frames_total, queue_size, every, started, warnings)
+                part.damaged, part.notes = list(reader.damaged_frames), list(reader.warnings)
+                part.save()
+        except Interrupted:
+            if not part.segments:
+                part.remove()
+            raise
+        except BaseException:
+            if not part.segments:
+                part.remove()  # nothing was saved: no work to resume
+            raise
+        try:
+            output_info = _assemble(part, reader, plan)
+        except files.OutputAppearedError:
+            part.remove()  # the film is whole, kept beside the file that appeared
+            raise
+        part.remove()
+        warnings.extend(w for w in part.notes if w not in warnings)
         warnings.extend(n for n in colorizer.notes if n not in warnings)
 
+    frames = part.next_frame
     return VideoResult(
         input=str(src),
         output=str(dst),
-        frames=written[0],
-        duration=_duration(span, written[0], info.average_rate),
-        shot_starts=shot_starts,
+        frames=frames,
+        duration=_duration([part.first_time, part.last_time], frames, info.average_rate),
+        shot_starts=part.shot_starts,
         working_size=(wh, ww),
         model=colorizer.name,
         model_source=colorizer.source,
@@ -419,9 +465,155 @@ def colorize_video(
         elapsed=time.perf_counter() - started,
         output_info=output_info,
         warnings=warnings,
-        damaged_frames=list(reader.damaged_frames),
+        damaged_frames=list(part.damaged),
         backend=colorizer.backend,
+        resumed_from=resume_at if resumed else None,
     )
+
+
+def _colour_film(reader, colorizer, plan, part, window, work_size, detect_cuts, cut_sensitivity, keep_luma,
+                 progress, stop_request, frames_total, queue_size, every, started, warnings) -> None:
+    """The frames from ``part.next_frame`` on, through the threads (decode, flow, network,
+    encode), into ``part``'s segments; :class:`Interrupted` when ``stop_request`` asks."""
+    info = reader.info
+    wh, ww = work_size
+    resume_at = part.next_frame
+    detector = SceneCutDetector(cut_sensitivity) if detect_cuts else None
+    if detector is not None and part.recent is not None:
+        detector.recent.extend(part.recent)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    decoded: queue.Queue = queue.Queue(queue_size)
+    flowed: queue.Queue = queue.Queue(queue_size)
+    coloured: queue.Queue = queue.Queue(queue_size)
+    done = [resume_at]
+    interrupted = [False]
+    tol = min(1e-3, 0.25 / float(info.average_rate)) if info.average_rate else 1e-3
+
+    def decode() -> None:
+        checked = kept = 0
+        for item in reader.demux(seek=window[0] if window else None):
+            if not isinstance(item, Frame):
+                continue  # the sound goes into the file at the end (_assemble)
+            if window is not None:
+                if item.time < window[0] - tol:
+                    continue
+                if window[1] is not None and item.time >= window[1] - tol:
+                    break
+                item.index = kept  # frames count from the excerpt's start
+                kept += 1
+            if checked < 10:
+                checked += 1
+                if item.chroma > COLOUR_INPUT_CHROMA and not any("colour" in w for w in warnings):
+                    warnings.append("the input looks like a colour film; its colours are discarded and replaced")
+            if item.index < resume_at - 1:
+                continue  # done in an earlier run; the frame before the first to do is the flow's reference
+            work = _prepare(item.luma, wh, ww)
+            work.frame, work.context = item, item.index < resume_at
+            if not _put(decoded, work, stop):
+                return
+        _put(decoded, _END, stop)
+
+    def track() -> None:
+        prev: _Work | None = None
+        while (item := _get(decoded, stop)) is not _END:
+            if not item.context:
+                _track(prev, item, detector)
+                item.recent = None if detector is None else list(detector.recent)
+            prev = item
+            if not _put(flowed, item, stop):
+                return
+        _put(flowed, _END, stop)
+
+    def encode() -> None:
+        seg = None
+        first = 0
+        shots: list[int] = []
+        last = None  # (rgb, detector scores, frame time) of the last frame written
+        span: list[float | None] = [None, None]
+
+        def save(complete: bool) -> None:
+            part.add_segment(seg, first, shots, last[0], last[1], span[0], span[1], complete)
+
+        try:
+            while (item := _get(coloured, stop)) is not _END:
+                frame, rgb, shot_start, recent = item
+                if seg is not None:
+                    age = time.monotonic() - seg.opened
+                    if age >= every or (shot_start and age >= every / 2):
+                        save(False)
+                        seg, span[0] = None, None
+                if seg is None:
+                    seg, first, shots = SegmentEncoder(plan, part.next_segment_path()), frame.index, []
+                if shot_start:
+                    shots.append(frame.index)
+                if keep_luma:
+                    _, cb, cr = rgb_to_ycbcr(rgb, info.matrix)
+                    picture = plan.ycbcr_frame(frame.luma, cb, cr)
+                else:
+                    picture = plan.rgb_frame(rgb)
+                seg.write(frame.pts, picture)
+                last = (rgb, recent, frame.time)
+                span[0] = frame.time if span[0] is None else span[0]
+                span[1] = frame.time
+                done[0] += 1
+                if progress is not None:
+                    progress(Progress(done[0], frames_total, len(part.shot_starts) + len(shots),
+                                      time.perf_counter() - started, resume_at))
+            if stop.is_set():  # an error elsewhere: the segment in progress is not kept
+                if seg is not None:
+                    seg.discard()
+                return
+            if seg is not None:
+                save(not interrupted[0])
+            elif not interrupted[0]:
+                part.complete = True
+                part.save()
+        except BaseException:
+            if seg is not None:
+                seg.discard()
+            raise
+
+    stages = [_Stage(n, f, stop, errors) for n, f in (("decode", decode), ("flow", track), ("encode", encode))]
+    for s in stages:
+        s.thread.start()
+    if stop_request is not None:
+        stop_request.armed = True
+    finished = False
+    try:
+        prev_rgb: np.ndarray | None = part.load_state() if resume_at > 0 else None
+        while (item := _get(flowed, stop)) is not _END:
+            if item.context:
+                continue  # the frame before the first to do: its output is the saved state
+            if stop_request is not None and stop_request.requested:
+                interrupted[0] = True
+                break
+            prev_rgb, shot_start = _colour(colorizer, item, prev_rgb)
+            if not _put(coloured, (item.frame, prev_rgb, shot_start, item.recent), stop):
+                break
+        finished = _put(coloured, _END, stop)
+        if finished:
+            stages[2].thread.join()  # the frames already coloured are encoded and saved
+    finally:
+        if stop_request is not None:
+            stop_request.armed = False
+        stop.set()  # the decoder and the flow may still be reading ahead
+        for s in stages:
+            s.thread.join()
+    if errors:
+        raise errors[0]
+    if interrupted[0] or not finished:
+        signum = stop_request.signum if stop_request is not None else None
+        total = f" of {frames_total}" if frames_total else ""
+        if part.next_frame == 0:
+            where = "before any frame was done; nothing was kept"
+        else:
+            where = f"after {part.next_frame}{total} frames; the work so far is kept in {part.folder}"
+        raise Interrupted(f"stopped by {_signal_name(signum)} {where}", signum=signum,
+                          partial=str(part.folder) if part.next_frame else None,
+                          frames_done=part.next_frame, frames_total=frames_total)
+    if part.next_frame == 0:
+        raise VcganError(f"{reader.path}: no video frames could be decoded")
 
 
 @dataclass

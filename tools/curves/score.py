@@ -21,7 +21,7 @@ from vcgan_cli.runtime import Colorizer
 from vcgan_cli.train.trainer import architecture, load_checkpoint
 from vcgan_cli.weights import LoadedWeights
 
-METRICS = ("psnr", "colourfulness", "chroma-error", "cast", "purple", "warp-error")
+METRICS = ("psnr", "colourfulness", "chroma-error", "cast", "purple", "warp-error", "cdc")
 
 
 def main() -> None:
@@ -74,7 +74,8 @@ def main() -> None:
         print(f"step {step} ({entry['cpu_min']} min): psnr {m['psnr']:.2f} (gray {entry['gray']['psnr']:.2f}) "
               f"colourful {m['colourfulness']:.1f} (truth {entry['truth']['colourfulness']:.1f}) "
               f"chroma-err {m['chroma-error']:.2f} (gray {entry['gray']['chroma-error']:.2f}) cast {m['cast']:.2f} "
-              f"purple {m['purple']:.2f} (truth {entry['truth']['purple']:.2f}) warp {m['warp-error']:.5f}", flush=True)
+              f"purple {m['purple']:.2f} (truth {entry['truth']['purple']:.2f}) warp {m['warp-error']:.5f} "
+              f"cdc {m['cdc']:.5f} (truth {entry['truth']['cdc']:.5f})", flush=True)
 
 
 if __name__ == "__main__":

@@ -138,6 +138,8 @@ class TrainConfig:
             raise VcganError(f"critic-warmup must be a whole number of steps, at least 0, got {c.critic_warmup!r}")
         if c.critic_warmup and c.stage != 2:
             raise VcganError("--critic-warmup is for stage 2 (stage 1 has no critic)")
+        if c.critic_warmup and c.w_gan == 0:
+            raise VcganError("--critic-warmup needs the critic: it is off with w_gan 0")
         if not isinstance(c.target_saturation, (int, float)) or not 0.5 <= c.target_saturation <= 2.0:
             raise VcganError(f"target-saturation must be between 0.5 and 2, got {c.target_saturation!r}")
         if not 0.0 <= c.class_rebalance < 1.0:
@@ -346,7 +348,8 @@ class Trainer:
                     getattr(ext, "backbone", ext).requires_grad_(False)
         self.pairs = D.flow_pairs(c.frames) if c.stage == 2 else []
         self.unroll = Unroll(self.generator, D.warp_tensor).to(device)
-        self.critic = Discriminator(c.critic_width).to(device) if c.stage == 2 else None
+        # stage 2's WGAN critic; none with --w-gan 0 (the temporal losses alone, at a third of the cost)
+        self.critic = Discriminator(c.critic_width).to(device) if c.stage == 2 and c.w_gan > 0 else None
         self.ema = self._new_ema() if c.ema_decay > 0 else None
         trainable = [p for p in self.generator.parameters() if p.requires_grad]
         self.opt_g = torch.optim.Adam(trainable, lr=c.lr_g, betas=(c.beta1, c.beta2))
@@ -581,12 +584,14 @@ class Trainer:
         if self.critic is not None:
             with self._amp():
                 losses["gan"] = -self.critic(flat_gray, fake).float().mean()
+            total = total + c.w_gan * losses["gan"]
+        if c.stage == 2:
             from .data import warp_tensor
 
             losses["short_term"], losses["long_term"] = temporal_losses(
                 [o.float() for o in outputs], gray, flows, self.pairs, c.alpha, warp_tensor
             )
-            total = total + c.w_gan * losses["gan"] + c.w_short * losses["short_term"] + c.w_long * losses["long_term"]
+            total = total + c.w_short * losses["short_term"] + c.w_long * losses["long_term"]
         losses["total"] = total
         self.opt_g.zero_grad(set_to_none=True)
         total.backward()
