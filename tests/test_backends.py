@@ -86,3 +86,21 @@ def test_colorize_through_openvino_gives_pytorchs_film(cache, tmp_path):
     a, b = planes(outs["torch"]), planes(outs["openvino"])
     assert len(a) == len(b) == 6
     assert max(np.abs(x - y).max() for x, y in zip(a, b)) <= 1  # within one code value
+
+
+@needs_openvino
+def test_a_preview_converts_nothing_but_uses_what_is_cached(cache, tmp_path):
+    src = tmp_path / "in.mp4"
+    make_clip(src, frames=24, cut_at=12, width=96, height=64)
+    from vcgan_cli.pipeline import preview_film
+
+    model = load_model("tiny")  # auto
+    preview_film(src, tmp_path / "a.png", model=model, size=64, frames=6)
+    assert model.runner.converted_now == 0 and not list(cache.glob("*.xml"))  # six frames: not worth it
+    gray = np.zeros((64, 96), np.float32)
+    model(gray, gray), model(gray, gray)  # a film at that size converts it
+    assert model.runner.converted_now == 1
+    again = load_model("tiny")
+    with again.few_frames():
+        again(gray, gray)
+    assert again.runner.converted_now == 0 and ("openvino", True) == (again.backend, bool(again.runner._compiled))

@@ -68,6 +68,10 @@ class OpenVINORunner:
         # (seconds) would cost more than it saves; one already in the cache is used at once
         self.eager = eager
         self.converted_now = 0  # conversions made (not read from the cache), for tests
+        # set while a caller runs only a few frames of each size (a preview sheet): nothing is
+        # converted then (a conversion costs seconds, more than a dozen frames save), only
+        # shapes already in the cache run here
+        self.few = False
 
     def _tag(self, shape_x: tuple, shape_i: tuple) -> str:
         return f"{self.digest[:32]}-{'x'.join(map(str, shape_x))}-{'x'.join(map(str, shape_i))}"
@@ -78,7 +82,7 @@ class OpenVINORunner:
         if self.eager or key in self._compiled:
             return True
         self._seen[key] = self._seen.get(key, 0) + 1
-        if self._seen[key] >= 2:
+        if self._seen[key] >= 2 and not self.few:
             return True
         if self.digest is None:
             self.digest = weights_digest(self.generator)

@@ -809,7 +809,8 @@ def preview_film(
     for n, line in enumerate(title_lines):
         cv2.putText(sheet, line, (gap, 22 + 20 * n), font, 0.5, (240, 240, 240), 1, cv2.LINE_AA)
     for k, (index, t, shot_no, gray, tile_luma) in enumerate(picked):
-        rgb = colorizer(gray, gray)
+        with colorizer.few_frames():  # a dozen frames: converting the network would cost more
+            rgb = colorizer(gray, gray)
         _, cb, cr = rgb_to_ycbcr(rgb, "bt601")
         colour = np.clip(ycbcr_to_rgb(tile_luma, resize(cb, th, tile_width), resize(cr, th, tile_width), "bt601"), 0, 1)
         r, c = divmod(k, per_row)

@@ -99,6 +99,20 @@ class Colorizer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
+    @contextlib.contextmanager
+    def few_frames(self):
+        """While only a few frames of each size will be run (a preview): a backend that
+        converts the network per size does not convert now (its cached sizes still run)."""
+        runner = self.runner
+        if runner is None or getattr(runner, "eager", True):
+            yield
+            return
+        runner.few = True
+        try:
+            yield
+        finally:
+            runner.few = False
+
     def check_fits(self, height: int, width: int, short_side: int) -> None:
         """Refuse a working size this device has not the memory for (see :mod:`vcgan_cli.memory`)."""
         from .memory import check_fits
