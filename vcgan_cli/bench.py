@@ -210,7 +210,7 @@ def measure_speed(
     from .flow import SceneCutDetector
     from .media import Frame, MediaReader, VideoWriter
     from .models import count_macs, count_parameters
-    from .pipeline import _colour, _prepare, _track, colorize_video
+    from .pipeline import Recurrence, colorize_video
     from .runtime import working_size
 
     clip = find_clips(data)[0]
@@ -241,19 +241,18 @@ def measure_speed(
             wh, ww = working_size(info.height, info.width, size)
             flow_t, net_t, enc_fps, e2e_fps, peaks, gpu_peaks = [], [], [], [], [], []
             for _ in range(repeats):
-                detector, prev, prev_rgb, rgbs = SceneCutDetector(), None, None, []
+                rec, rgbs = Recurrence(model, wh, ww, detector=SceneCutDetector()), []
                 for i, luma in enumerate(lumas):
                     t0 = time.perf_counter()
-                    work = _prepare(luma, wh, ww)
-                    _track(prev, work, detector)
+                    step = rec.prepare(luma)
+                    rec.track(step)
                     t1 = time.perf_counter()
-                    prev_rgb, _ = _colour(model, work, prev_rgb)  # returns on the host: synchronised
+                    rgb, _ = rec.colour(step)  # returns on the host: synchronised
                     t2 = time.perf_counter()
                     flow_t.append(t1 - t0)
                     if i >= warmup:
                         net_t.append(t2 - t1)
-                    rgbs.append(prev_rgb)
-                    prev = work
+                    rgbs.append(rgb)
                 out = Path(tmp) / "encode.mkv"
                 with MediaReader(src) as reader, VideoWriter(out, reader, codec=codec, overwrite=True) as writer:
                     from .colour import rgb_to_ycbcr

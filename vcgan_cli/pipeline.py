@@ -80,7 +80,9 @@ class VideoResult:
 
 
 @dataclass
-class _Work:
+class Step:
+    """One frame on its way through the :class:`Recurrence`."""
+
     frame: Frame | None
     gray: np.ndarray  # working size, [0, 1]
     gray_u8: np.ndarray
@@ -147,24 +149,55 @@ def _packet_time(item: AudioPacket) -> float | None:
     return float(p.pts * p.time_base) if p.pts is not None and p.time_base is not None else None
 
 
-def _prepare(luma: np.ndarray, height: int, width: int) -> _Work:
-    gray = np.clip(resize(luma, height, width), 0.0, 1.0)
-    return _Work(None, gray, to_u8(gray))
+class Recurrence:
+    """VCGAN's recurrence over one film, the one place it is written. Its two halves may run
+    in different threads, each keeping its own state:
 
+    - :meth:`track` (the flow half): the backward flow from a step to the step tracked
+      before it, unless a scene cut (or the first frame) starts a new shot;
+    - :meth:`colour` (the network half): ``G(x, x)`` at a shot's first frame, else
+      ``G(x_t, W(O_{t→t-1}, gray(s_{t-1})))`` with ``s_{t-1}`` the previous output.
 
-def _track(prev: _Work | None, cur: _Work, detector: SceneCutDetector | None) -> None:
-    """Flow from ``cur`` back to ``prev``, unless this is a first frame or a cut."""
-    if prev is not None:
-        flow = estimate_flow(prev.gray_u8, cur.gray_u8)
-        if detector is None or not detector.is_cut(prev.gray_u8, cur.gray_u8, flow):
-            cur.flow = flow
+    ``detector`` None: no cut detection (only the first frame starts a shot). ``state``
+    (the previous output) and ``recent`` (the detector's scores) continue saved work."""
 
+    def __init__(self, model: Colorizer | None, height: int, width: int, *, detector: SceneCutDetector | None = None,
+                 state: np.ndarray | None = None, recent: list[float] | None = None):
+        self.model = model
+        self.height, self.width = height, width
+        self.detector = detector
+        if detector is not None and recent is not None:
+            detector.recent.extend(recent)
+        self._prev: Step | None = None  # the flow half's previous step
+        self.state = state  # the network half's previous output
 
-def _colour(colorizer: Colorizer, work: _Work, prev_rgb: np.ndarray | None) -> tuple[np.ndarray, bool]:
-    """One recurrent step: ``G(x, x)`` at a shot start, else ``G(x, W(gray(s_{t-1})))``."""
-    if work.flow is None or prev_rgb is None:
-        return colorizer(work.gray, work.gray), True
-    return colorizer(work.gray, warp(rgb_to_gray(prev_rgb), work.flow)), False
+    def prepare(self, luma: np.ndarray) -> Step:
+        """A frame's luma at the working size, as the two halves take it."""
+        gray = np.clip(resize(luma, self.height, self.width), 0.0, 1.0)
+        return Step(None, gray, to_u8(gray))
+
+    def track(self, step: Step) -> None:
+        """Flow from ``step`` back to the previous step, unless this is a first frame or a cut."""
+        prev = self._prev
+        if prev is not None:
+            flow = estimate_flow(prev.gray_u8, step.gray_u8)
+            if self.detector is None or not self.detector.is_cut(prev.gray_u8, step.gray_u8, flow):
+                step.flow = flow
+        step.recent = None if self.detector is None else list(self.detector.recent)
+        self._prev = step
+
+    def reference(self, step: Step) -> None:
+        """A frame done before (saved work): only the next step's flow reference."""
+        self._prev = step
+
+    def colour(self, step: Step) -> tuple[np.ndarray, bool]:
+        """One recurrent step; returns the output (RGB at the working size) and whether a
+        shot starts here."""
+        if step.flow is None or self.state is None:
+            self.state = self.model(step.gray, step.gray)
+            return self.state, True
+        self.state = self.model(step.gray, warp(rgb_to_gray(self.state), step.flow))
+        return self.state, False
 
 
 def compose(luma: np.ndarray, rgb: np.ndarray, matrix: str = "bt601") -> np.ndarray:
@@ -205,18 +238,15 @@ def colorize_frames(
     """Recurrent colourisation of a sequence of grayscale frames ((H, W) in [0, 1]), one at a
     time, exactly as :func:`colorize_video` does it. Yields ``(rgb, shot_start)`` with ``rgb``
     at the working size; :func:`compose` puts it back on the full-resolution luma."""
-    detector = SceneCutDetector(cut_sensitivity) if detect_cuts else None
-    prev: _Work | None = None
-    prev_rgb: np.ndarray | None = None
     size = size or model.config.train_size
+    rec: Recurrence | None = None
     for luma in lumas:
-        work = _prepare(luma, *working_size(*luma.shape, size))
-        if prev is not None and prev.gray.shape != work.gray.shape:
-            prev = None  # a size change starts a new shot
-        _track(prev, work, detector)
-        prev_rgb, start = _colour(model, work, prev_rgb)
-        prev = work
-        yield prev_rgb, start
+        shape = working_size(*luma.shape, size)
+        if rec is None or (rec.height, rec.width) != shape:  # a size change starts a new shot
+            rec = Recurrence(model, *shape, detector=SceneCutDetector(cut_sensitivity) if detect_cuts else None)
+        step = rec.prepare(luma)
+        rec.track(step)
+        yield rec.colour(step)
 
 
 class _Stage:
@@ -478,9 +508,8 @@ def _colour_film(reader, colorizer, plan, part, window, work_size, detect_cuts, 
     info = reader.info
     wh, ww = work_size
     resume_at = part.next_frame
-    detector = SceneCutDetector(cut_sensitivity) if detect_cuts else None
-    if detector is not None and part.recent is not None:
-        detector.recent.extend(part.recent)
+    rec = Recurrence(colorizer, wh, ww, detector=SceneCutDetector(cut_sensitivity) if detect_cuts else None,
+                     state=part.load_state() if resume_at > 0 else None, recent=part.recent)
     stop = threading.Event()
     errors: list[BaseException] = []
     decoded: queue.Queue = queue.Queue(queue_size)
@@ -508,19 +537,18 @@ def _colour_film(reader, colorizer, plan, part, window, work_size, detect_cuts, 
                     warnings.append("the input looks like a colour film; its colours are discarded and replaced")
             if item.index < resume_at - 1:
                 continue  # done in an earlier run; the frame before the first to do is the flow's reference
-            work = _prepare(item.luma, wh, ww)
+            work = rec.prepare(item.luma)
             work.frame, work.context = item, item.index < resume_at
             if not _put(decoded, work, stop):
                 return
         _put(decoded, _END, stop)
 
     def track() -> None:
-        prev: _Work | None = None
         while (item := _get(decoded, stop)) is not _END:
-            if not item.context:
-                _track(prev, item, detector)
-                item.recent = None if detector is None else list(detector.recent)
-            prev = item
+            if item.context:
+                rec.reference(item)
+            else:
+                rec.track(item)
             if not _put(flowed, item, stop):
                 return
         _put(flowed, _END, stop)
@@ -581,15 +609,14 @@ def _colour_film(reader, colorizer, plan, part, window, work_size, detect_cuts, 
         stop_request.armed = True
     finished = False
     try:
-        prev_rgb: np.ndarray | None = part.load_state() if resume_at > 0 else None
         while (item := _get(flowed, stop)) is not _END:
             if item.context:
                 continue  # the frame before the first to do: its output is the saved state
             if stop_request is not None and stop_request.requested:
                 interrupted[0] = True
                 break
-            prev_rgb, shot_start = _colour(colorizer, item, prev_rgb)
-            if not _put(coloured, (item.frame, prev_rgb, shot_start, item.recent), stop):
+            rgb, shot_start = rec.colour(item)
+            if not _put(coloured, (item.frame, rgb, shot_start, item.recent), stop):
                 break
         finished = _put(coloured, _END, stop)
         if finished:
@@ -754,7 +781,7 @@ def preview_film(
         targets = [(k + 0.5) * length / frames for k in range(frames)]
         picked: list[tuple[int, float, int, np.ndarray, np.ndarray]] = []
         cuts: list[float] = []
-        prev: _Work | None = None
+        cuts_only = Recurrence(None, ch, cw, detector=detector)  # its flow half: the shots
         shot = 0
         count = 0
         for item in reader.demux():
@@ -764,19 +791,18 @@ def preview_film(
                 first_time = item.time
             count += 1
             last = item
-            cur = _prepare(item.luma, ch, cw)
-            _track(prev, cur, detector)
+            cur = cuts_only.prepare(item.luma)
+            cuts_only.track(cur)
             if cur.flow is None:
                 shot += 1
-                if prev is not None:
+                if count > 1:
                     cuts.append(item.time)
-            prev = cur
             if len(picked) < frames and item.time - first_time >= targets[len(picked)]:
                 gray = np.clip(resize(item.luma, wh, ww), 0.0, 1.0)
                 picked.append((item.index, item.time, shot, gray, np.clip(resize(item.luma, th, tile_width), 0.0, 1.0)))
             if progress is not None and count % 10 == 0:
                 progress(Progress(count, info.frame_count, shot, time.perf_counter() - started))
-        if prev is not None and len(picked) < frames:  # a film shorter than it says: the last frame
+        if count and len(picked) < frames:  # a film shorter than it says: the last frame
             if not picked or picked[-1][0] != last.index:
                 gray = np.clip(resize(last.luma, wh, ww), 0.0, 1.0)
                 picked.append((last.index, last.time, shot, gray, np.clip(resize(last.luma, th, tile_width), 0.0, 1.0)))
