@@ -104,3 +104,15 @@ def test_a_preview_converts_nothing_but_uses_what_is_cached(cache, tmp_path):
     with again.few_frames():
         again(gray, gray)
     assert again.runner.converted_now == 0 and ("openvino", True) == (again.backend, bool(again.runner._compiled))
+
+
+@needs_openvino
+@pytest.mark.parametrize("arch", ["tiny-v1", "tiny-v1r"])
+def test_the_shipped_design_converts_too(cache, arch):
+    """The encoder design with guided upsampling (the default model's): OpenVINO 2026 refused
+    its pooling kernel when it was computed from the input's shape, and auto fell back."""
+    gray = np.random.default_rng(1).random((90, 160)).astype(np.float32)
+    ov = load_model(f"random:{arch}", backend="openvino")
+    out = ov(gray, gray)
+    assert ov.backend == "openvino" and not ov.notes and ov.runner.converted_now == 1
+    assert np.abs(out - load_model(f"random:{arch}", backend="torch")(gray, gray)).max() < 1e-4

@@ -61,8 +61,10 @@ def guided_upsample(low: torch.Tensor, guide: torch.Tensor, radius: int = 1, eps
     bilinearly and applied to the full-resolution guide (Wu et al. 2018). ``eps`` (in the
     guide's units squared) sets how strong a guide edge must be to be followed; a flat
     region of the guide gets the bilinear upsampling of ``low``."""
-    h, w = low.shape[-2:]
-    H, W = guide.shape[-2:]
+    # plain ints: a traced conversion (OpenVINO) then sees a constant pooling kernel, which
+    # OpenVINO 2026 requires (it refuses one computed from the input's shape)
+    h, w = (int(v) for v in low.shape[-2:])
+    H, W = (int(v) for v in guide.shape[-2:])
     if H == h and W == w:
         return low
     g = F.adaptive_avg_pool2d(guide, (h, w)) if (H % h or W % w) else F.avg_pool2d(guide, (H // h, W // w))
