@@ -14,7 +14,7 @@ import pytest
 
 from media_fixtures import make_clip, probe
 from vcgan_cli.errors import Interrupted
-from vcgan_cli.partial import PartialError, partial_dir
+from vcgan_cli.partial import Partial, PartialError, partial_dir
 from vcgan_cli.pipeline import StopRequest, colorize_video
 from vcgan_cli.runtime import load_model
 
@@ -132,7 +132,7 @@ def test_saved_work_is_never_reused_with_other_settings_or_deleted(film, tiny, t
     _stopped_run(src, out, tiny)
     folder = partial_dir(out)
     before = sorted(p.name for p in folder.iterdir())
-    with pytest.raises(PartialError, match=r"holds an interrupted run .*\(4[01] frames in 1 segment.*--resume"):
+    with pytest.raises(PartialError, match=r"holds an unfinished run .*\(4[01] frames in 1 segment.*--resume"):
         colorize_video(src, out, model=tiny, size=SIZE, codec="ffv1")
     with pytest.raises(PartialError, match=r"cannot resume .*size 96 \(was 64\)"):
         colorize_video(src, out, model=tiny, size=96, codec="ffv1", resume=True)
@@ -146,6 +146,12 @@ def test_saved_work_is_never_reused_with_other_settings_or_deleted(film, tiny, t
     with pytest.raises(PartialError, match=r"input file is not the one"):
         colorize_video(src.with_name("changed.mp4"), out, model=tiny, size=SIZE, codec="ffv1", resume=True)
     assert sorted(p.name for p in folder.iterdir()) == before and not out.exists()
+    held = Partial.load(folder)
+    held.lock()  # as another vcgan still writing into it
+    with pytest.raises(PartialError, match=r"another vcgan is colourising into"):
+        colorize_video(src, out, model=tiny, size=SIZE, codec="ffv1", resume=True)
+    held.release()
+    assert sorted(p.name for p in folder.iterdir()) == before
 
 
 def test_the_cli_refuses_a_resume_with_another_size_in_one_line(film, tiny, tmp_path):

@@ -39,6 +39,7 @@ VERSION = 1
 MAGIC = b"VCGANPK1\n"
 _RECORD = struct.Struct("<qqBI")  # pts, dts, flags (1 key, 2 no dts), size
 _NO_DTS = -(2**63)
+LOCK_NAME = "lock"  # held (flock) by the process writing into the folder
 #: A segment is closed (and the work up to it saved) after this many seconds of work, or
 #: after half of it at the first frame of a new shot. An interruption by a signal or Ctrl-C
 #: saves the segment in progress too; a crash loses at most this much.
@@ -315,10 +316,29 @@ class Partial:
         if old and old != self.state:
             files.discard(self.folder / old)
 
+    def lock(self) -> None:
+        """Hold the folder for this process until :meth:`release` (or its exit): a second
+        vcgan writing into the same output is refused, not allowed to mix its segments in."""
+        import fcntl
+
+        fd = os.open(self.folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise PartialError(f"another vcgan is colourising into {self.folder} now; wait for it, or stop it first") from None
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        fd = getattr(self, "_lock_fd", None)
+        if fd is not None:
+            self._lock_fd = None
+            os.close(fd)
+
     def tidy(self) -> None:
         """Remove what a crash left behind: files the manifest does not name (a segment
         being written, a state not yet recorded)."""
-        keep = {"manifest.json", self.state, *(s.file for s in self.segments)}
+        keep = {"manifest.json", LOCK_NAME, self.state, *(s.file for s in self.segments)}
         for p in self.folder.iterdir():
             if p.name not in keep and p.is_file():
                 files.discard(p)
@@ -332,6 +352,7 @@ class Partial:
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+        self.release()
 
 
 def _shown(v) -> str:

@@ -340,12 +340,14 @@ def _open_partial(dst, identity: dict, settings: dict, resume: bool, warnings: l
             except PartialError:
                 what = ""
             raise PartialError(
-                f"{folder} holds an interrupted run of {dst}{what}; continue it with --resume, "
+                f"{folder} holds an unfinished run of {dst}{what}; continue it with --resume, "
                 "or remove that folder to start over"
             )
         part = Partial.load(folder)
+        part.lock()
         diffs = part.differences(identity, settings)
         if diffs:
+            part.release()
             raise PartialError(
                 f"cannot resume {dst}: {'; '.join(diffs)}; resume with the settings it was started with, "
                 f"or remove {folder} to start over"
@@ -359,6 +361,7 @@ def _open_partial(dst, identity: dict, settings: dict, resume: bool, warnings: l
         raise VcganError(f"cannot keep work in progress beside {dst}: {problem}")
     folder.mkdir()
     part = Partial(folder, identity, settings)
+    part.lock()
     part.save()
     return part, False
 
@@ -463,18 +466,18 @@ def colorize_video(
                              keep_luma, progress, stop, frames_total, queue_size, every, started, warnings)
                 part.damaged, part.notes = list(reader.damaged_frames), list(reader.warnings)
                 part.save()
-        except Interrupted:
-            if not part.segments:
-                part.remove()
-            raise
         except BaseException:
             if not part.segments:
                 part.remove()  # nothing was saved: no work to resume
+            part.release()
             raise
         try:
             output_info = _assemble(part, reader, plan)
         except files.OutputAppearedError:
             part.remove()  # the film is whole, kept beside the file that appeared
+            raise
+        except BaseException:
+            part.release()
             raise
         part.remove()
         warnings.extend(w for w in part.notes if w not in warnings)
