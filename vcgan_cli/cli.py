@@ -833,7 +833,7 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
 @click.option("--no-pretrained", is_flag=True, help="Do not initialise the extractors from ImageNet.")
 @click.option("--freeze-extractors", is_flag=True, help="Keep the extractors' pretrained backbones fixed (about 1.5x faster on a CPU).")
 @click.option("--raw-loss", is_flag=True, help="Score the network's raw RGB (the paper's) instead of its colour on the source's own luma, which is what vcgan outputs.")
-@click.option("--size", type=click.IntRange(64, 2048), default=None, help="Crop size (default 256).")
+@click.option("--size", type=click.IntRange(128, 2048), default=None, help="Crop size: a multiple of 64, at least 128 (default 256).")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="Default 16 (stage 1) / 4 (stage 2).")
 @click.option("--steps", type=click.IntRange(1), default=None, help="Optimiser steps in total.")
 @click.option("--lr", "lr_g", type=float, default=None, help="Generator learning rate (default 2e-4 / 5e-5).")

@@ -1047,23 +1047,14 @@ class VideoWriter:
     (:meth:`write_packet`, from the segments of a resumable run).
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        reader: MediaReader,
-        *,
-        codec: str = "libx264",
-        crf: int | None = None,
-        overwrite: bool = False,
-        ten_bit: bool | None = None,
-        window: tuple[float, float | None] | None = None,
-        plan: OutputPlan | None = None,
-    ):
+    def __init__(self, path: str | os.PathLike, reader: MediaReader, *, plan: OutputPlan | None = None, **settings):
+        """``settings`` are :class:`OutputPlan`'s (``codec``, ``crf``, ``overwrite``,
+        ``ten_bit``, ``window``), unless the ``plan`` is given."""
         self._out = None
         self._tmpl = None
         self._done = False
         self._tmp_path: str | None = None
-        self.plan = plan or OutputPlan(path, reader, codec=codec, crf=crf, overwrite=overwrite, ten_bit=ten_bit, window=window)
+        self.plan = plan or OutputPlan(path, reader, **settings)
         plan = self.plan
         self.path = plan.path
         self.reader = reader
