@@ -1037,6 +1037,23 @@ class OutputPlan:
         frame.color_trc = self.transfer
 
 
+@dataclass
+class _AudioRoute:
+    """How one input audio stream reaches the output: copied, or decoded and encoded again
+    (then cut to the sample for an excerpt), with the book-keeping each needs."""
+
+    src: object  # the input stream (a private handle: template for copying, decoder)
+    codec: str  # the input's codec
+    mode: str  # "copy" or "transcode"
+    out: object  # the output stream
+    target: str | None = None  # transcode: the encoder
+    rate: int | None = None  # transcode: its sample rate
+    next_pts: int | None = None  # transcode: where the next untimed frame goes
+    src_next: int | None = None  # excerpt: the next input sample expected (contiguity)
+    last_dts: int | None = None  # copy: the last dts muxed
+    dropped: int = 0  # copy: out-of-order packets left out
+
+
 class VideoWriter:
     """Encode colourised frames into ``path`` with the reader's timing and audio.
 
@@ -1115,7 +1132,7 @@ class VideoWriter:
         self._max_delay = plan.max_delay
 
     def _setup_audio(self) -> None:
-        self._audio: dict[int, dict] = {}
+        self._audio: dict[int, _AudioRoute] = {}
         info = self.reader.info
         if not info.audio:
             return
@@ -1123,14 +1140,12 @@ class VideoWriter:
         self._tmpl = av.open(_local(self.reader.path), "r")
         for a in info.audio:
             src = self._tmpl.streams[a.index]
-            entry = {"src": src, "codec": a.codec}
             if src.codec_context is None or not a.sample_rate:
                 continue  # undecodable/unknown audio: dropped (noted in output_info)
             if self._may_copy(a.codec) and self.window is None:
                 try:
                     out = self._out.add_stream_from_template(src)
-                    entry.update(mode="copy", out=out)
-                    self._audio[a.index] = entry
+                    self._audio[a.index] = _AudioRoute(src, a.codec, "copy", out)
                     continue
                 except (ValueError, av.FFmpegError):
                     pass
@@ -1150,12 +1165,11 @@ class VideoWriter:
             out.codec_context.time_base = Fraction(1, rate)
             out.time_base = Fraction(1, rate)
             out.bit_rate = (96000 if ch <= 2 else 64000) * ch
-            entry.update(mode="transcode", out=out, target=target, rate=rate, next_pts=None)
-            self._audio[a.index] = entry
+            self._audio[a.index] = _AudioRoute(src, a.codec, "transcode", out, target=target, rate=rate)
         for idx, entry in self._audio.items():
-            entry["out"].metadata.update(self.reader.tags.stream_metadata.get(idx, {}))
+            entry.out.metadata.update(self.reader.tags.stream_metadata.get(idx, {}))
             try:
-                entry["out"].disposition = entry["src"].disposition
+                entry.out.disposition = entry.src.disposition
             except Exception:  # pragma: no cover
                 pass
 
@@ -1237,31 +1251,31 @@ class VideoWriter:
             return
         packet = item.packet
         try:
-            if entry["mode"] == "copy":
+            if entry.mode == "copy":
                 if packet.dts is None and packet.pts is None:
                     return  # a muxer cannot place it; such packets carry no audio we can time
                 if packet.dts is None:
                     packet.dts = packet.pts
                 if packet.pts is None:
                     packet.pts = packet.dts
-                last = entry.get("last_dts")
+                last = entry.last_dts
                 if last is not None and (packet.dts < last or (packet.dts == last and self._format in ("mp4", "mov"))):
                     # Out-of-order timestamps in a damaged input: the muxer would
                     # refuse the whole file, so this one packet is left out.
-                    entry["dropped"] = entry.get("dropped", 0) + 1
+                    entry.dropped += 1
                     return
-                entry["last_dts"] = packet.dts
-                packet.stream = entry["out"]
+                entry.last_dts = packet.dts
+                packet.stream = entry.out
                 self._out.mux(packet)
             else:
-                for frame in entry["src"].decode(packet):
+                for frame in entry.src.decode(packet):
                     frame = self._cut(entry, frame) if self.window is not None else frame
                     if frame is not None:
                         self._encode_audio(entry, frame)
         except av.FFmpegError as e:
             raise MediaError(f"writing audio to {self.path} failed: {_ffmpeg_message(e)}") from None
 
-    def _cut(self, entry: dict, frame):
+    def _cut(self, entry: _AudioRoute, frame):
         """The part of a decoded audio frame inside the window, to the sample, re-timed so
         the window's start is 0 (None if none of it is inside). Samples are counted along
         the stream, not read off each packet's timestamp (Matroska's are rounded to the
@@ -1271,10 +1285,10 @@ class VideoWriter:
         start, end = self.window
         sr = frame.sample_rate
         pos = int(round(float(frame.pts * frame.time_base) * sr))  # this frame's first sample
-        expected = entry.get("src_next")
+        expected = entry.src_next
         if expected is not None and abs(pos - expected) <= 2 + sr * float(frame.time_base):
             pos = expected  # contiguous: the timestamp only lost precision
-        entry["src_next"] = pos + frame.samples
+        entry.src_next = pos + frame.samples
         s0 = int(round(start * sr))
         a = max(0, s0 - pos)
         b = frame.samples if end is None else min(frame.samples, int(round(end * sr)) - pos)
@@ -1292,15 +1306,15 @@ class VideoWriter:
         cut.pts, cut.time_base = pts, Fraction(1, sr)
         return cut
 
-    def _encode_audio(self, entry: dict, frame) -> None:
-        out = entry["out"]
+    def _encode_audio(self, entry: _AudioRoute, frame) -> None:
+        out = entry.out
         if frame is not None:
             if frame.pts is None:
-                if entry["next_pts"] is None:
-                    entry["next_pts"] = 0
-                frame.pts = entry["next_pts"]
+                if entry.next_pts is None:
+                    entry.next_pts = 0
+                frame.pts = entry.next_pts
                 frame.time_base = Fraction(1, frame.sample_rate)
-            entry["next_pts"] = frame.pts + int(round(frame.samples / frame.sample_rate / float(frame.time_base)))
+            entry.next_pts = frame.pts + int(round(frame.samples / frame.sample_rate / float(frame.time_base)))
         packets = out.encode(frame)
         if packets:
             self._out.mux(packets)
@@ -1316,8 +1330,8 @@ class VideoWriter:
         try:
             self._encode(None)
             for entry in self._audio.values():
-                if entry["mode"] == "transcode":
-                    for frame in entry["src"].decode(None):
+                if entry.mode == "transcode":
+                    for frame in entry.src.decode(None):
                         frame = self._cut(entry, frame) if self.window is not None else frame
                         if frame is not None:
                             self._encode_audio(entry, frame)
@@ -1362,19 +1376,19 @@ class VideoWriter:
     @property
     def output_info(self) -> str:
         parts = [self._spec.describe(self.crf, self.pix_fmt)]
-        copied = [e for e in self._audio.values() if e["mode"] == "copy"]
-        trans = [e for e in self._audio.values() if e["mode"] == "transcode"]
+        copied = [e for e in self._audio.values() if e.mode == "copy"]
+        trans = [e for e in self._audio.values() if e.mode == "transcode"]
         dropped = len(self.reader.info.audio) - len(copied) - len(trans)
         if not self.reader.info.audio:
             parts.append("no audio")
         if copied:
-            names = ", ".join(sorted({e["codec"] for e in copied}))
+            names = ", ".join(sorted({e.codec for e in copied}))
             n = len(copied)
             parts.append(f"{n} audio stream{'s' if n != 1 else ''} copied ({names})")
         if trans:
-            names = ", ".join(f"{e['codec']}->{e['target'].replace('lib', '')}" for e in trans)
+            names = ", ".join(f"{e.codec}->{e.target.replace('lib', '')}" for e in trans)
             parts.append(f"{len(trans)} transcoded ({names})")
-        bad = sum(e.get("dropped", 0) for e in self._audio.values())
+        bad = sum(e.dropped for e in self._audio.values())
         if bad:
             parts.append(f"{bad} out-of-order audio packet{'s' if bad != 1 else ''} skipped")
         if dropped > 0:
