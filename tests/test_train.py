@@ -580,3 +580,19 @@ def test_a_checkpoint_carrying_a_pickle_payload_is_refused_without_running_it(tm
         assert "refused to load" in result.output and len(result.output.strip().splitlines()) == 1, result.output
         assert not marker.exists(), args  # the payload never ran
     assert not (tmp_path / "m").exists() and not (tmp_path / "m2").exists()
+
+
+def test_train_options_are_declared_once_beside_the_config_fields():
+    import dataclasses
+
+    from vcgan_cli.train.trainer import TRAIN_OPTIONS
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    declared = [o.field for o in TRAIN_OPTIONS]
+    assert set(declared) <= fields and len(declared) == len(set(declared))
+    params = {p.name for p in main.commands["train"].params}
+    assert params == set(declared) | {"time_limit", "config_file", "out", "resume", "device", "precision", "quiet"}
+    size = next(o for o in TRAIN_OPTIONS if o.field == "size")
+    with pytest.raises(VcganError, match="at least 128"):  # the declared bound is the config's
+        TrainConfig(data=["x"], size=int(size.low) - 64).resolved()
+    TrainConfig(data=["x"], size=int(size.low)).resolved()

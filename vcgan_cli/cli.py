@@ -821,50 +821,50 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
         _run(write_csv)
 
 
+def _train_options(fn):
+    """The options of `vcgan train`, made from their one declaration (train.trainer.TRAIN_OPTIONS)."""
+    from .train.trainer import TRAIN_OPTIONS
+
+    def number(o, kind):
+        if o.low is None and o.high is None:
+            return kind
+        ranged = click.IntRange if kind is int else click.FloatRange
+        return ranged(o.low, o.high, max_open=o.high_open)
+
+    for o in reversed(TRAIN_OPTIONS):
+        if o.kind in ("on", "off"):
+            option = click.option(o.flag, o.field, is_flag=True, default=False, help=o.help)
+        elif o.kind == "switch":
+            name = o.flag.removeprefix("--")
+            option = click.option(f"--{name}/--no-{name}", o.field, default=None, help=o.help)
+        elif o.kind in ("path", "paths"):
+            option = click.option(o.flag, o.field, multiple=o.kind == "paths",
+                                  type=click.Path(exists=True, path_type=Path), help=o.help)
+        elif o.kind == "choice":
+            option = click.option(o.flag, o.field, type=click.Choice(list(o.choices)), default=None, help=o.help)
+        else:
+            kind = {"int": int, "float": float, "text": str}[o.kind]
+            option = click.option(o.flag, o.field, type=number(o, kind) if kind is not str else str,
+                                  default=None, metavar=o.metavar, help=o.help)
+        fn = option(fn)
+    return fn
+
+
 @main.command()
-@click.option("--stage", type=click.IntRange(1, 2), default=None, help="1: images (colour); 2: videos (temporal consistency). Required unless --resume.")
-@click.option("--data", multiple=True, type=click.Path(exists=True, path_type=Path), help="Training data (repeatable): image folders or .tar shards (stage 1); videos, video folders or DAVIS trees (stage 2).")
-@click.option("--synthetic-data", multiple=True, type=click.Path(exists=True, path_type=Path), help="Stage 2: photos to make clips from by smooth camera motion with exact flow.")
-@click.option("--synthetic", type=click.FloatRange(0, 1), default=None, help="Stage 2: share of synthetic clips (default 0.5 when --synthetic-data is given).")
-@click.option("--val", type=click.Path(exists=True, path_type=Path), help="Validation clips (DAVIS layout), scored with the bench code.")
-@click.option("--model", "arch", default=None, help="Architecture: vcgan-lite-v1 (default, the shipped design), vcgan-lite-v1c (classification head), vcgan-lite (v0.4 U-Net), vcgan (the paper) or tiny / tiny-v1.")
-@click.option("--init", type=click.Path(exists=True, path_type=Path), help="Start from a run, checkpoint or exported model (a fine-tune, or stage 2 from stage 1).")
-@click.option("--resnet50-in", type=click.Path(exists=True, path_type=Path), help="ImageNet ResNet-50-IN checkpoint for the vcgan extractors.")
-@click.option("--no-pretrained", is_flag=True, help="Do not initialise the extractors from ImageNet.")
-@click.option("--freeze-extractors", is_flag=True, help="Keep the extractors' pretrained backbones fixed (about 1.5x faster on a CPU).")
-@click.option("--raw-loss", is_flag=True, help="Score the network's raw RGB (the paper's) instead of its colour on the source's own luma, which is what vcgan outputs.")
-@click.option("--size", type=click.IntRange(128, 2048), default=None, help="Crop size: a multiple of 64, at least 128 (default 256).")
-@click.option("--batch-size", type=click.IntRange(1), default=None, help="Default 16 (stage 1) / 4 (stage 2).")
-@click.option("--steps", type=click.IntRange(1), default=None, help="Optimiser steps in total.")
-@click.option("--lr", "lr_g", type=float, default=None, help="Generator learning rate (default 2e-4 / 5e-5).")
-@click.option("--lr-d", type=float, default=None, help="Critic learning rate (default 5e-5).")
-@click.option("--lr-halve-every", type=click.IntRange(1), default=None, help="Halve the learning rates every N steps.")
-@click.option("--group-power", type=click.FloatRange(0, 1), default=None, help="Draw photo collections (folders) with probability ~ size^P: 1 (default) every photo alike, 0 every collection alike.")
-@click.option("--critic-width", type=click.IntRange(1), default=None, help="Stage 2: the PatchGAN critic's base width (default 32); 16 is ~4x cheaper on a CPU.")
-@click.option("--critic-warmup", type=click.IntRange(0), default=None, metavar="STEPS", help="Stage 2: train only the critic for the first STEPS steps (the generator stays as it is), so a fresh critic on a trained generator starts out able to judge its colour.")
-@click.option("--skip-fusion/--no-skip-fusion", default=None, help="Fuse the global extractor's 1/16 and 1/8 features into the decoder too (default: on for vcgan-lite, off for the paper's vcgan).")
-@click.option("--rebalance", type=click.FloatRange(0, 1, max_open=True), default=None, metavar="MIX", help="Weigh the colour loss's pixels by the rarity of their true colour (Zhang et al. 2016's class rebalancing): 0 off (default, the paper), 0.5 Zhang et al.'s; more vivid colour for some accuracy.")
-@click.option("--rebalance-by", type=click.Choice(["colour", "chroma"]), default=None, help="What --rebalance counts: the (Cb, Cr) colour (default, Zhang et al.'s; rare hues count more) or only its magnitude (saturated pixels count more, whatever their hue).")
-@click.option("--ema-decay", type=click.FloatRange(0, 1, max_open=True), default=None, help="Keep a moving average of the generator's weights with this decay (e.g. 0.999; default 0, off); validation, samples and export use it.")
-@click.option("--frames", type=click.IntRange(2, 16), default=None, help="Stage 2: consecutive frames per sample (default 5).")
-@click.option("--perceptual", type=click.Choice(["auto", "vgg16", "efficientnet-lite0", "none"]), default=None, help="Perceptual loss network (auto: VGG-16 if its weights are cached, else EfficientNet-Lite0).")
-@click.option("--workers", type=click.IntRange(0), default=None, help="Data-loading worker processes (default 2).")
+@_train_options
 @click.option("--time-limit", type=Duration(), default=None, help="Stop cleanly after this much training time (600, 45m, 2h, 1h30m), saving a checkpoint that --resume continues from.")
-@click.option("--checkpoint-every", type=click.IntRange(1), default=None)
-@click.option("--val-every", type=click.IntRange(1), default=None)
-@click.option("--seed", type=int, default=None)
 @click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path), help="JSON file of settings (any TrainConfig field); flags override it.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (default runs/stage<N>).")
 @click.option("--resume", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Continue the run in this folder exactly where it stopped.")
 @device_option
 @precision_option
 @click.option("--quiet", "-q", is_flag=True)
-def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, no_pretrained, freeze_extractors, raw_loss, size, batch_size, steps, lr_g, lr_d, lr_halve_every, group_power, critic_width, critic_warmup, rebalance, rebalance_by, skip_fusion, ema_decay, frames, perceptual, workers, time_limit, checkpoint_every, val_every, seed, config_file, out, resume, device, precision, quiet):
+def train(time_limit, config_file, out, resume, device, precision, quiet, **options):
     """Train VCGAN: --stage 1 on images, then --stage 2 on videos (the paper's losses)."""
     from rich.live import Live
     from rich.table import Table
 
-    from .train.trainer import TrainConfig, Trainer
+    from .train.trainer import TrainConfig, Trainer, option_settings
 
     live = None if quiet else Live(Table.grid(), console=err, refresh_per_second=4, transient=False)
 
@@ -888,22 +888,7 @@ def train(stage, data, synthetic_data, synthetic, val, arch, init, resnet50_in, 
 
     def work():
         settings = TrainConfig.from_file(config_file) if config_file else {}
-        flags = dict(
-            stage=stage, data=[str(d) for d in data] or None, synthetic_data=[str(d) for d in synthetic_data] or None,
-            val=str(val) if val else None, model=arch, init=str(init) if init else None,
-            resnet50_in=str(resnet50_in) if resnet50_in else None, size=size, batch_size=batch_size, steps=steps,
-            lr_g=lr_g, lr_d=lr_d, lr_halve_every=lr_halve_every, critic_width=critic_width, critic_warmup=critic_warmup, rebalance=rebalance, rebalance_by=rebalance_by, group_power=group_power, ema_decay=ema_decay, skip_fusion=skip_fusion, frames=frames, perceptual=perceptual,
-            workers=workers, checkpoint_every=checkpoint_every, val_every=val_every, seed=seed,
-        )
-        settings.update({k: v for k, v in flags.items() if v is not None})
-        if no_pretrained:
-            settings["pretrained"] = False
-        if freeze_extractors:
-            settings["freeze_extractors"] = True
-        if raw_loss:
-            settings["keep_luma"] = False
-        if synthetic is not None:
-            settings["synthetic"] = synthetic
+        settings.update(option_settings(options))
         settings.update(device=device, precision=precision)
         if resume:
             # only what was given on the command line (or in --config) changes a resumed run

@@ -170,6 +170,75 @@ class TrainConfig:
         return data
 
 
+@dataclass(frozen=True)
+class TrainOption:
+    """One ``vcgan train`` option, declared once beside the :class:`TrainConfig` field it
+    sets; the CLI is built from :data:`TRAIN_OPTIONS` (the core knows nothing of click).
+    ``kind``: int, float, choice, text, path (an existing path), paths (repeatable), on (a
+    flag that sets the field True), off (a flag that sets it False), switch (--x/--no-x)."""
+
+    flag: str
+    field: str
+    kind: str
+    help: str = ""
+    low: float | None = None
+    high: float | None = None
+    high_open: bool = False
+    choices: tuple[str, ...] = ()
+    metavar: str | None = None
+
+
+TRAIN_OPTIONS: tuple[TrainOption, ...] = (
+    TrainOption("--stage", "stage", "int", "1: images (colour); 2: videos (temporal consistency). Required unless --resume.", 1, 2),
+    TrainOption("--data", "data", "paths", "Training data (repeatable): image folders or .tar shards (stage 1); videos, video folders or DAVIS trees (stage 2)."),
+    TrainOption("--synthetic-data", "synthetic_data", "paths", "Stage 2: photos to make clips from by smooth camera motion with exact flow."),
+    TrainOption("--synthetic", "synthetic", "float", "Stage 2: share of synthetic clips (default 0.5 when --synthetic-data is given).", 0, 1),
+    TrainOption("--val", "val", "path", "Validation clips (DAVIS layout), scored with the bench code."),
+    TrainOption("--model", "model", "text", "Architecture: vcgan-lite-v1 (default, the shipped design), vcgan-lite-v1c (classification head), vcgan-lite (v0.4 U-Net), vcgan (the paper) or tiny / tiny-v1."),
+    TrainOption("--init", "init", "path", "Start from a run, checkpoint or exported model (a fine-tune, or stage 2 from stage 1)."),
+    TrainOption("--resnet50-in", "resnet50_in", "path", "ImageNet ResNet-50-IN checkpoint for the vcgan extractors."),
+    TrainOption("--no-pretrained", "pretrained", "off", "Do not initialise the extractors from ImageNet."),
+    TrainOption("--freeze-extractors", "freeze_extractors", "on", "Keep the extractors' pretrained backbones fixed (about 1.5x faster on a CPU)."),
+    TrainOption("--raw-loss", "keep_luma", "off", "Score the network's raw RGB (the paper's) instead of its colour on the source's own luma, which is what vcgan outputs."),
+    TrainOption("--size", "size", "int", "Crop size: a multiple of 64, at least 128 (default 256).", 128, 2048),
+    TrainOption("--batch-size", "batch_size", "int", "Default 16 (stage 1) / 4 (stage 2).", 1),
+    TrainOption("--steps", "steps", "int", "Optimiser steps in total.", 1),
+    TrainOption("--lr", "lr_g", "float", "Generator learning rate (default 2e-4 / 5e-5).", 0),
+    TrainOption("--lr-d", "lr_d", "float", "Critic learning rate (default 5e-5).", 0),
+    TrainOption("--lr-halve-every", "lr_halve_every", "int", "Halve the learning rates every N steps.", 1),
+    TrainOption("--group-power", "group_power", "float", "Draw photo collections (folders) with probability ~ size^P: 1 (default) every photo alike, 0 every collection alike.", 0, 1),
+    TrainOption("--critic-width", "critic_width", "int", "Stage 2: the PatchGAN critic's base width (default 32); 16 is ~4x cheaper on a CPU.", 1),
+    TrainOption("--critic-warmup", "critic_warmup", "int", "Stage 2: train only the critic for the first STEPS steps (the generator stays as it is), so a fresh critic on a trained generator starts out able to judge its colour.", 0, metavar="STEPS"),
+    TrainOption("--skip-fusion", "skip_fusion", "switch", "Fuse the global extractor's 1/16 and 1/8 features into the decoder too (default: on for vcgan-lite, off for the paper's vcgan)."),
+    TrainOption("--rebalance", "rebalance", "float", "Weigh the colour loss's pixels by the rarity of their true colour (Zhang et al. 2016's class rebalancing): 0 off (default, the paper), 0.5 Zhang et al.'s; more vivid colour for some accuracy.", 0, 1, True, metavar="MIX"),
+    TrainOption("--rebalance-by", "rebalance_by", "choice", "What --rebalance counts: the (Cb, Cr) colour (default, Zhang et al.'s; rare hues count more) or only its magnitude (saturated pixels count more, whatever their hue).", choices=("colour", "chroma")),
+    TrainOption("--ema-decay", "ema_decay", "float", "Keep a moving average of the generator's weights with this decay (e.g. 0.999; default 0, off); validation, samples and export use it.", 0, 1, True),
+    TrainOption("--frames", "frames", "int", "Stage 2: consecutive frames per sample (default 5).", 2, 16),
+    TrainOption("--perceptual", "perceptual", "choice", "Perceptual loss network (auto: VGG-16 if its weights are cached, else EfficientNet-Lite0).", choices=("auto", "vgg16", "efficientnet-lite0", "none")),
+    TrainOption("--workers", "workers", "int", "Data-loading worker processes (default 2).", 0),
+    TrainOption("--checkpoint-every", "checkpoint_every", "int", "Save a checkpoint every N steps (default 500).", 1),
+    TrainOption("--val-every", "val_every", "int", "Validate every N steps (default 1000).", 1),
+    TrainOption("--seed", "seed", "int", "Random seed of the run (default 0)."),
+)
+
+
+def option_settings(values: dict) -> dict:
+    """The TrainConfig settings given by options: ``values`` maps each option's field to what
+    the command line gave (None, an empty list or an unset flag: not given)."""
+    out = {}
+    for o in TRAIN_OPTIONS:
+        v = values.get(o.field)
+        if o.kind in ("on", "off"):
+            if v:
+                out[o.field] = o.kind == "on"
+        elif o.kind == "paths":
+            if v:
+                out[o.field] = [str(x) for x in v]
+        elif v is not None:
+            out[o.field] = str(v) if o.kind == "path" else v
+    return out
+
+
 @dataclass
 class StepReport:
     step: int
