@@ -1,4 +1,4 @@
-"""The VCGAN generator ``G(x, i)`` and the 70×70 PatchGAN discriminator (``../SPEC.md``)."""
+"""The VCGAN generator ``G(x, i)`` and the 70×70 PatchGAN discriminator (``docs/method.md``)."""
 from __future__ import annotations
 
 import torch

@@ -32,7 +32,7 @@ from ..models import VARIANTS, Discriminator, Generator, ModelConfig, build_gene
 from ..colour import rgb_to_gray_tensor
 from .losses import PERCEPTUAL_WEIGHTS, ColourRarity, check_rebalance, build_perceptual, class_loss, perceptual_loss, resolve_perceptual, temporal_losses
 
-#: The paper's defaults per stage (SPEC.md "Schedule"); every one can be overridden.
+#: The paper's defaults per stage (docs/method.md, "Schedule"); every one can be overridden.
 STAGE_DEFAULTS = {
     1: dict(batch_size=16, lr_g=2e-4, steps=20_000, lr_halve_every=10_000),
     2: dict(batch_size=4, lr_g=5e-5, steps=20_000, lr_halve_every=4_000),
