@@ -43,7 +43,16 @@ LOCK_NAME = "lock"  # held (flock) by the process writing into the folder
 #: A segment is closed (and the work up to it saved) after this many seconds of work, or
 #: after half of it at the first frame of a new shot. An interruption by a signal or Ctrl-C
 #: saves the segment in progress too; a crash loses at most this much.
-SEGMENT_SECONDS = float(os.environ.get("VCGAN_SEGMENT_SECONDS", "60"))
+def _segment_seconds(default: float = 60.0) -> float:
+    """VCGAN_SEGMENT_SECONDS where it is a number of seconds (at least 0), else the default."""
+    try:
+        value = float(os.environ.get("VCGAN_SEGMENT_SECONDS", default))
+    except ValueError:
+        return default
+    return value if value >= 0 else default
+
+
+SEGMENT_SECONDS = _segment_seconds()
 
 
 class PartialError(VcganError):
