@@ -596,3 +596,64 @@ def test_train_options_are_declared_once_beside_the_config_fields():
     with pytest.raises(VcganError, match="at least 128"):  # the declared bound is the config's
         TrainConfig(data=["x"], size=int(size.low) - 64).resolved()
     TrainConfig(data=["x"], size=int(size.low)).resolved()
+
+
+class _Spy(torch.nn.Module):
+    """A generator that records its placeholder inputs and returns a fixed colour per call."""
+
+    def __init__(self):
+        super().__init__()
+        self.placeholders = []
+
+    def forward(self, x, i):
+        self.placeholders.append(i.detach().clone())
+        n = len(self.placeholders)
+        rgb = torch.stack((x[:, 0], x[:, 0] * 0 + 0.1 * n, x[:, 0] * 0 - 0.2), 1)
+        return rgb
+
+
+def test_unroll_runs_the_colour_recurrence_and_key_frames_per_clip():
+    from vcgan_cli.train.trainer import Unroll
+
+    b, t, h, w = 3, 3, 8, 8
+    gray = torch.rand(b, t, 1, h, w) * 2 - 1
+    pairs = flow_pairs(t)
+    flows = torch.zeros(b, len(pairs), 2, h, w)
+    first = torch.rand(b, 3, h, w) * 2 - 1
+    spy = _Spy()
+    colour = torch.tensor([True, False, False])
+    reference = torch.tensor([False, False, True])
+    outs = Unroll(spy, warp_tensor)(gray, flows, pairs, colour, reference, first)
+    # the key-framed clip starts from the given frame; the others from the network's guess
+    assert torch.equal(outs[0][2], first[2]) and not torch.equal(outs[0][0], first[0])
+    p = spy.placeholders[1]  # the second frame's placeholders (zero flow: the previous output itself)
+    assert p.shape[1] == 3
+    assert torch.allclose(p[0], outs[0][0], atol=1e-6)  # colour recurrence: the colour output
+    assert torch.allclose(p[2], first[2], atol=1e-6)  # key frame: carried in colour
+    gray_prev = 0.299 * outs[0][1, 0] + 0.587 * outs[0][1, 1] + 0.114 * outs[0][1, 2]
+    assert torch.allclose(p[1], gray_prev.expand(3, h, w), atol=1e-5)  # the paper's gray recurrence
+    # nothing asked: the paper's unroll, a one-channel gray placeholder
+    spy2 = _Spy()
+    Unroll(spy2, warp_tensor)(gray, flows, pairs)
+    assert spy2.placeholders[1].shape[1] == 1
+
+
+def test_a_run_with_the_colour_recurrence_exports_a_model_that_says_so(tmp_path, photos):
+    from vcgan_cli.train.trainer import export
+    from vcgan_cli.weights import load_weights
+
+    kw = dict(stage=2, model="tiny-v1", data=[], synthetic_data=[str(photos)], synthetic=1.0, frames=3, w_gan=0.0,
+              colour_recurrence=0.5, reference=0.5, steps=2)
+    Trainer(config(tmp_path, photos, **kw)).run()
+    out, _, _ = export(tmp_path / "run", tmp_path / "model", which="last")
+    data = json.loads((out / "config.json").read_text())
+    assert data["colour_recurrence"] is True and data["format_version"] == 4
+    assert load_weights(str(out)).config.colour_recurrence
+    with pytest.raises(VcganError, match="reference must be between 0 and 1"):
+        Trainer(config(tmp_path / "b", photos, **{**kw, "reference": 1.5}))
+    with pytest.raises(VcganError, match="are for stage 2"):
+        Trainer(config(tmp_path / "c", photos, stage=1, colour_recurrence=0.5))
+    # a paper run's model file is as before
+    Trainer(config(tmp_path / "p", photos, stage=1, model="tiny-v1", steps=1, out=str(tmp_path / "p"))).run()
+    out, _, _ = export(tmp_path / "p", tmp_path / "pm", which="last")
+    assert "colour_recurrence" not in json.loads((out / "config.json").read_text())

@@ -60,12 +60,22 @@ def evaluate_quality(
     max_frames: int | None = None,
     max_clips: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    recurrence: str = "gray",
+    references: str | None = None,
 ) -> dict:
     """Score a model (or a folder of predictions) on every clip of ``data``.
 
     Returns ``{"rows": {row: {"clips": {clip: summary}, "mean": summary}}, ...}`` where a
     summary maps metric → value; means are over clips (each clip weighs the same).
+    ``recurrence``: the model's ("gray", the paper's, or "colour"). ``references="first"``:
+    the protocol of exemplar-based papers, each clip's true first frame given as its key
+    frame; the model's PSNR is then also reported over each clip's first quarter, middle half
+    and last quarter of frames (``psnr-first-quarter`` …), so colour decay is visible.
     """
+    if references not in (None, "first"):
+        raise VcganError(f"--references {references!r}: the bench knows 'first' (each clip's true first frame)")
+    if references and model is None:
+        raise VcganError("--references needs a model, not --predictions")
     if (model is None) == (predictions is None):
         raise VcganError("bench: give a model or --predictions (one of them)")
     unknown = set(metrics) - set(METRICS)
@@ -74,6 +84,8 @@ def evaluate_quality(
     data = Path(data)
     clips = find_clips(data)[:max_clips]
     method = f"{model.name}" if model is not None else f"predictions ({Path(predictions).name})"
+    if model is not None and (recurrence != "gray" or references):
+        method += f" ({', '.join(filter(None, (f'{recurrence} recurrence', 'first-frame references' if references else None)))})"
     rows: dict[str, dict] = {r: {"clips": {}} for r in (method, GRAY_ROW, GT_ROW)}
     for n, clip in enumerate(clips):
         if progress:
@@ -84,9 +96,10 @@ def evaluate_quality(
             # tee buffers one frame: the ground truth is read once for both uses
             for_model, gts = itertools.tee(read_clip(clip, max_frames))
             lumas = (rgb_to_gray(g) for g in for_model)
+            keys = {0: next(read_clip(clip, 1))} if references == "first" else None
             pairs = (
                 (gt, compose(rgb_to_gray(gt), rgb))
-                for gt, (rgb, _) in zip(gts, colorize_frames(lumas, model, size=size))
+                for gt, (rgb, _) in zip(gts, colorize_frames(lumas, model, size=size, recurrence=recurrence, keys=keys))
             )
         else:
             pred_clip = _prediction_clip(Path(predictions), data, clip)
@@ -103,6 +116,8 @@ def evaluate_quality(
             raise VcganError(f"clip {clip.name!r} has no frames")
         for r, s in scorers.items():
             rows[r]["clips"][clip.name] = s.summary()
+        if references and "psnr" in metrics:
+            rows[method]["clips"][clip.name].update(psnr_by_position(scorers[method].psnr))
     for r in rows.values():
         r["mean"] = _mean_over_clips(r["clips"])
     return {"method": method, "clips": [c.name for c in clips], "metrics": list(metrics), "rows": rows}
@@ -117,6 +132,20 @@ def _paired(clip: Clip, gts: Iterator[np.ndarray], preds: Iterator[np.ndarray]):
         if pred.shape != gt.shape:
             pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_CUBIC).clip(0, 1)
         yield gt, pred
+
+
+#: The parts of a clip whose PSNR ``references="first"`` reports: frames [0, n/4), [n/4, 3n/4), [3n/4, n).
+POSITIONS = ("psnr-first-quarter", "psnr-middle", "psnr-last-quarter")
+
+
+def psnr_by_position(values: list[float]) -> dict[str, float | None]:
+    """Mean PSNR over a clip's first quarter, middle half and last quarter of frames."""
+    n = len(values)
+    cuts = (0, -(-n // 4), n - n // 4, n)
+    out = {}
+    for name, a, b in zip(POSITIONS, cuts, cuts[1:]):
+        out[name] = float(np.mean(values[a:b])) if b > a else None
+    return out
 
 
 def _mean_over_clips(clips: dict[str, dict]) -> dict:

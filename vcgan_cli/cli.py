@@ -474,7 +474,11 @@ def _colorize_batch(films, output, model, device, backend, precision, settings, 
 @click.option("--start", metavar="TIME", help="Colourise from here: seconds (90, 1.5), HH:MM:SS.mmm, or a frame number (f1234). The sound is cut to match.")
 @click.option("--end", metavar="TIME", help="... up to here (not included), in the same forms.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its saved work (OUTPUT.partial/), with the same settings; finished films of a batch are skipped.")
-def colorize(inputs, raw_output, model, size, codec, crf, raw, no_scene_detect, scene_sensitivity, device, backend, precision, overwrite, report, quiet, strict, start, end, resume):
+@click.option("--recurrence", type=click.Choice(["gray", "colour"]), default="gray", show_default=True,
+              help="What the placeholder extractor sees of the previous output: its warped grayscale (the paper's) or its warped colour, which carries colour from frame to frame (a model trained for it).")
+@click.option("--reference", type=click.Path(path_type=Path), metavar="IMAGE", help="A colour version of the first frame (of the excerpt, with --start): its colours are kept and carried through its shot.")
+@click.option("--references", type=click.Path(path_type=Path), metavar="DIR", help="A folder of key frames, each named by the frame index it colours (000000.png, 001234.jpg): each one's colours are carried through the rest of its shot.")
+def colorize(inputs, raw_output, model, size, codec, crf, raw, no_scene_detect, scene_sensitivity, device, backend, precision, overwrite, report, quiet, strict, start, end, resume, recurrence, reference, references):
     """Colourise films into new videos, keeping their sound and timing.
 
     INPUTS: one film, several, or folders of them (with -o a folder, or beside each)."""
@@ -493,9 +497,16 @@ def colorize(inputs, raw_output, model, size, codec, crf, raw, no_scene_detect, 
     settings = dict(
         size=size, keep_luma=not raw, codec=codec, crf=crf, overwrite=overwrite,
         detect_cuts=not no_scene_detect, cut_sensitivity=scene_sensitivity, strict=strict, start=start, end=end,
-        resume=resume,
+        resume=resume, recurrence=recurrence,
     )
+    from .keyframes import KeyFrames
     from .pipeline import parse_position
+
+    if (reference is not None or references is not None) and (len(films) > 1 or any(p.is_dir() for p in inputs)):
+        _fail("key frames (--reference, --references) belong to one film; give one input")
+    keys = _run(lambda: KeyFrames.load(reference, references))  # an unreadable one fails now, before any work
+    if keys is not None:
+        settings["references"] = keys
 
     for value, what in ((start, "--start"), (end, "--end")):
         if value is not None:
@@ -533,6 +544,11 @@ def colorize(inputs, raw_output, model, size, codec, crf, raw, no_scene_detect, 
         cut_text = f" (cuts at frames {', '.join(map(str, cuts[:8]))}{', …' if len(cuts) > 8 else ''})" if cuts else ""
         dur = f", {result.duration:.2f} s" if result.duration else ""
         resumed = f" (resumed at frame {result.resumed_from})" if result.resumed_from else ""
+        if result.references:
+            used = ", ".join(f"{Path(r['file']).name} → shot {r['shot']}" for r in result.references[:6])
+            resumed += f"\n  key frames: {used}{', …' if len(result.references) > 6 else ''}"
+        if result.recurrence != "gray":
+            resumed += f"\n  {result.recurrence} recurrence"
         err.print(
             f"[green]wrote[/] {escape(result.output)}: {result.frames} frames{dur}, {len(result.shot_starts)} shot(s){cut_text}{resumed}\n"
             f"  model {result.model} ({escape(result.model_source)}) on {result.device} {result.precision} ({result.backend}), "
@@ -695,7 +711,11 @@ BENCH_METRICS = ("psnr", "ssim", "warp-error", "cdc", "colourfulness", "chroma-e
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write every number, the settings and the environment here.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Also write a CSV of the per-clip rows.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or tables.")
-def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, compare, speed_frames, repeats, device, backend, precision, json_path, csv_path, quiet):
+@click.option("--recurrence", "recurrences", multiple=True, type=click.Choice(["gray", "colour"]), default=("gray",), show_default=True,
+              help="The model's recurrence (as colorize --recurrence); repeat for a row of each, measured alike in this run.")
+@click.option("--references", type=click.Choice(["first"]), default=None,
+              help="first: give each clip's true first frame as its key frame (the protocol of exemplar-based papers); PSNR is also reported per part of the clip (first quarter, middle, last quarter).")
+def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, compare, speed_frames, repeats, device, backend, precision, json_path, csv_path, quiet, recurrences, references):
     """Measure quality (PSNR, SSIM, warp error, CDC, colourfulness) against the ground-truth
     colour clips in DATA, and speed. DATA: a DAVIS tree, folders of frames, or colour videos."""
     from rich.table import Table
@@ -712,6 +732,9 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
         _fail("give --model or --predictions, not both")
     if predictions is not None and compare:
         _fail("--compare needs a model, not --predictions")
+    if predictions is not None and (references or set(recurrences) != {"gray"}):
+        _fail("--recurrence and --references need a model, not --predictions")
+    recurrences = tuple(dict.fromkeys(recurrences))
     for path, option in ((json_path, "--json"), (csv_path, "--csv")):  # re-running a bench replaces its own results
         _check_result_file(path, option, overwrite=True, protected=(data, predictions), trees=(data, predictions))
     if json_path is not None and csv_path is not None and json_path.absolute() == csv_path.absolute():
@@ -723,7 +746,8 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
             from .runtime import load_model
 
             colorizer = load_model(model, device=device, precision=precision, backend=backend)
-        report = {"data": str(data), "settings": {"metrics": list(quality), "sizes": list(sizes), "max_frames": max_frames, "clips": max_clips, "predictions": str(predictions) if predictions else None}}
+        report = {"data": str(data), "settings": {"metrics": list(quality), "sizes": list(sizes), "max_frames": max_frames, "clips": max_clips, "predictions": str(predictions) if predictions else None,
+                                                  "recurrence": list(recurrences), "references": references}}
         report["environment"] = B.environment(colorizer)
         status = None if quiet else err.status("")
         if status:
@@ -736,7 +760,15 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
                 report["quality"] = B.evaluate_quality(
                     data, model=colorizer, predictions=predictions, metrics=quality,
                     size=sizes[0] if sizes else None, max_frames=max_frames, max_clips=max_clips, progress=on_clip,
+                    recurrence=recurrences[0], references=references,
                 )
+                for other_mode in recurrences[1:]:  # the same model, another recurrence: a row beside
+                    q = B.evaluate_quality(
+                        data, model=colorizer, metrics=quality, size=sizes[0] if sizes else None,
+                        max_frames=max_frames, max_clips=max_clips, progress=on_clip, recurrence=other_mode,
+                        references=references,
+                    )
+                    report["quality"]["rows"][q["method"]] = q["rows"][q["method"]]
             if want_speed:
                 report["speed"] = B.measure_speed(
                     data, colorizer, sizes=tuple(sizes), frames=speed_frames, repeats=repeats,
@@ -772,6 +804,9 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
         cols = [m for m in BENCH_METRICS if m in q["metrics"]]
         fmt = {"psnr": "{:.2f}", "ssim": "{:.4f}", "warp-error": "{:.5f}", "cdc": "{:.5f}", "colourfulness": "{:.1f}",
                "chroma-error": "{:.2f}", "cast": "{:.2f}", "purple": "{:.2f}"}
+        if references and "psnr" in cols:
+            cols += list(B.POSITIONS)
+            fmt.update({p: "{:.2f}" for p in B.POSITIONS})
         table = Table(title=f"Quality on {len(q['clips'])} clip(s) of {data}")
         table.add_column("method")
         table.add_column("clip")

@@ -25,6 +25,7 @@ from . import files
 from .colour import rgb_to_gray, rgb_to_ycbcr
 from .errors import Interrupted, VcganError
 from .flow import SceneCutDetector, estimate_flow, to_u8, warp
+from .keyframes import KeyFrames
 from .media import AudioPacket, Frame, MediaReader, OutputPlan, VideoWriter
 from .partial import SEGMENT_SECONDS, Partial, PartialError, SegmentEncoder, input_identity, partial_dir
 from .runtime import Colorizer, load_model, resize, working_size
@@ -67,6 +68,10 @@ class VideoResult:
     backend: str = "torch"  # how the network ran (backends.py)
     #: The frame this run resumed from (saved work of an interrupted run), else None.
     resumed_from: int | None = None
+    recurrence: str = "gray"
+    #: The key frames used: file, frame (counted from the output's first), film_frame (its
+    #: name's index; None for --reference), shot (from 1) and that shot's first frame.
+    references: list[dict] = field(default_factory=list)
 
     @property
     def fps(self) -> float:
@@ -89,6 +94,7 @@ class Step:
     flow: np.ndarray | None = None  # backward flow to the previous frame; None = new shot
     context: bool = False  # done by an earlier run: only the next frame's flow reference
     recent: list[float] | None = None  # the scene-cut detector's scores after this frame
+    key: np.ndarray | None = None  # a user's key frame for this frame (RGB at working size)
 
 
 def parse_position(text: str | float | int, what: str = "--start") -> tuple[str, float]:
@@ -156,13 +162,19 @@ class Recurrence:
     - :meth:`track` (the flow half): the backward flow from a step to the step tracked
       before it, unless a scene cut (or the first frame) starts a new shot;
     - :meth:`colour` (the network half): ``G(x, x)`` at a shot's first frame, else
-      ``G(x_t, W(O_{t→t-1}, gray(s_{t-1})))`` with ``s_{t-1}`` the previous output.
+      ``G(x_t, W(O_{t→t-1}, gray(s_{t-1})))`` with ``s_{t-1}`` the previous output (``mode``
+      "gray", the paper's), or ``G(x_t, W(O_{t→t-1}, s_{t-1}))`` (``mode`` "colour": the warped
+      colour output itself, for a model trained for it). A step with a ``key`` (a user's key
+      frame) takes the key's chroma on its own luma instead of the network's guess, and the
+      rest of its shot runs the colour recurrence from it, whatever ``mode`` says.
 
     ``detector`` None: no cut detection (only the first frame starts a shot). ``state``
-    (the previous output) and ``recent`` (the detector's scores) continue saved work."""
+    (the previous output), ``recent`` (the detector's scores) and ``keyed`` (a key frame
+    came earlier in the shot) continue saved work."""
 
     def __init__(self, model: Colorizer | None, height: int, width: int, *, detector: SceneCutDetector | None = None,
-                 state: np.ndarray | None = None, recent: list[float] | None = None):
+                 state: np.ndarray | None = None, recent: list[float] | None = None, mode: str = "gray",
+                 keyed: bool = False):
         self.model = model
         self.height, self.width = height, width
         self.detector = detector
@@ -170,6 +182,8 @@ class Recurrence:
             detector.recent.extend(recent)
         self._prev: Step | None = None  # the flow half's previous step
         self.state = state  # the network half's previous output
+        self.mode = mode
+        self.keyed = keyed  # this shot had a key frame: its colour is carried
 
     def prepare(self, luma: np.ndarray) -> Step:
         """A frame's luma at the working size, as the two halves take it."""
@@ -193,11 +207,24 @@ class Recurrence:
     def colour(self, step: Step) -> tuple[np.ndarray, bool]:
         """One recurrent step; returns the output (RGB at the working size) and whether a
         shot starts here."""
-        if step.flow is None or self.state is None:
-            self.state = self.model(step.gray, step.gray)
-            return self.state, True
-        self.state = self.model(step.gray, warp(rgb_to_gray(self.state), step.flow))
-        return self.state, False
+        from .keyframes import on_luma
+
+        start = step.flow is None or self.state is None
+        if start:
+            self.keyed = False
+        if step.key is not None:
+            self.state = on_luma(step.key, step.gray)
+            self.keyed = True
+        elif start:
+            # the colour recurrence's first frame: the gray as three planes, the same network
+            # input as one plane (the extractors spread a gray input so), one input shape a film
+            i = step.gray if self.mode == "gray" else np.repeat(step.gray[..., None], 3, 2)
+            self.state = self.model(step.gray, i)
+        elif self.mode == "colour" or self.keyed:
+            self.state = self.model(step.gray, warp(self.state, step.flow))
+        else:
+            self.state = self.model(step.gray, warp(rgb_to_gray(self.state), step.flow))
+        return self.state, start
 
 
 def compose(luma: np.ndarray, rgb: np.ndarray, matrix: str = "bt601") -> np.ndarray:
@@ -234,17 +261,25 @@ def colorize_frames(
     size: int | None = None,
     detect_cuts: bool = True,
     cut_sensitivity: float = 1.0,
+    recurrence: str = "gray",
+    keys: dict[int, np.ndarray] | None = None,
 ):
     """Recurrent colourisation of a sequence of grayscale frames ((H, W) in [0, 1]), one at a
     time, exactly as :func:`colorize_video` does it. Yields ``(rgb, shot_start)`` with ``rgb``
-    at the working size; :func:`compose` puts it back on the full-resolution luma."""
+    at the working size; :func:`compose` puts it back on the full-resolution luma.
+    ``recurrence``: "gray" (the paper's) or "colour"; ``keys``: key frames by frame index
+    (RGB in [0, 1] of the frames' aspect, any size)."""
     size = size or model.config.train_size
+    model.check_recurrence(recurrence, bool(keys))
     rec: Recurrence | None = None
-    for luma in lumas:
+    for t, luma in enumerate(lumas):
         shape = working_size(*luma.shape, size)
         if rec is None or (rec.height, rec.width) != shape:  # a size change starts a new shot
-            rec = Recurrence(model, *shape, detector=SceneCutDetector(cut_sensitivity) if detect_cuts else None)
+            rec = Recurrence(model, *shape, detector=SceneCutDetector(cut_sensitivity) if detect_cuts else None,
+                             mode=recurrence)
         step = rec.prepare(luma)
+        if keys and t in keys:
+            step.key = np.clip(resize(keys[t].astype(np.float32), *shape), 0.0, 1.0)
         rec.track(step)
         yield rec.colour(step)
 
@@ -411,6 +446,8 @@ def colorize_video(
     resume: bool = False,
     stop: StopRequest | None = None,
     segment_seconds: float | None = None,
+    recurrence: str = "gray",
+    references: KeyFrames | None = None,
 ) -> VideoResult:
     """Colourise the film ``src`` into ``dst``, with its sound, frame for frame.
 
@@ -431,9 +468,15 @@ def colorize_video(
     same film as an uninterrupted run (the same frames, bit for bit with ffv1). Saved work
     of other settings, another model or another input is refused, and without ``resume``
     existing work is refused too (never deleted).
+
+    ``recurrence`` "colour" feeds the placeholder extractor the warped previous *colour*
+    output instead of its grayscale (a model trained for it; docs/method.md). ``references``
+    (:class:`~vcgan_cli.keyframes.KeyFrames`) set the colours of their frames, carried
+    through the rest of each one's shot; they are checked against the film before any work.
     """
     started = time.perf_counter()
     colorizer = _resolve_model(model, device, precision)
+    colorizer.check_recurrence(recurrence, bool(references))
     size = size or colorizer.config.train_size
     every = SEGMENT_SECONDS if segment_seconds is None else float(segment_seconds)
 
@@ -447,6 +490,8 @@ def colorize_video(
             last = window[1] if window[1] is not None else info.start_time + (info.duration or 0)
             frames_total = max(1, math.ceil((last - window[0]) * float(info.average_rate) - 1e-6)) if last > window[0] else None
         plan = OutputPlan(dst, reader, codec=codec, crf=crf, overwrite=overwrite, window=window)
+        if references:
+            references.check(info.width, info.height, info.frame_count)
         from .backends import weights_digest
 
         settings = {
@@ -457,13 +502,20 @@ def colorize_video(
             "end": None if window is None or window[1] is None else round(window[1], 6),
             **plan.settings(),
         }
-        warnings: list[str] = []
+        if recurrence != "gray":  # named only where not the paper's: saved work from before resumes
+            settings["recurrence"] = recurrence
+        if references:
+            settings["references"] = references.settings()
+        warnings: list[str] = [] if not references else references.warnings()
+        met: dict[str, int] = {}  # key frame → the (excerpt's) frame index it coloured
         part, resumed = _open_partial(dst, input_identity(src), settings, resume, warnings)
         resume_at = part.next_frame
+        ran = not part.complete  # (a resumed run whose frames were all done decodes nothing)
         try:
-            if not part.complete:
+            if ran:
                 _colour_film(reader, colorizer, plan, part, window, (wh, ww), detect_cuts, cut_sensitivity,
-                             keep_luma, progress, stop, frames_total, queue_size, every, started, warnings)
+                             keep_luma, progress, stop, frames_total, queue_size, every, started, warnings,
+                             recurrence, references, met)
                 part.damaged, part.notes = list(reader.damaged_frames), list(reader.warnings)
                 part.save()
         except BaseException:
@@ -484,6 +536,20 @@ def colorize_video(
         warnings.extend(n for n in colorizer.notes if n not in warnings)
 
     frames = part.next_frame
+    used = []
+    if references and ran:
+        starts = part.shot_starts
+        for k in references.frames:
+            if k.label in met:
+                at = met[k.label]
+                shot = sum(1 for s0 in starts if s0 <= at)
+                used.append({"file": str(k.path), "frame": at, "film_frame": k.index, "shot": shot,
+                             "shot_start": starts[shot - 1] if shot else 0})
+        missed = [k.label for k in references.frames if k.label not in met]
+        if missed and window is not None:
+            warnings.append(f"key frame(s) {', '.join(missed[:5])}{' …' if len(missed) > 5 else ''} outside the excerpt; not used")
+        elif missed:
+            warnings.append(f"key frame(s) {', '.join(missed[:5])}{' …' if len(missed) > 5 else ''} for frames past the film's end; not used")
     return VideoResult(
         input=str(src),
         output=str(dst),
@@ -501,18 +567,37 @@ def colorize_video(
         damaged_frames=list(part.damaged),
         backend=colorizer.backend,
         resumed_from=resume_at if resumed else None,
+        recurrence=recurrence,
+        references=used,
     )
 
 
 def _colour_film(reader, colorizer, plan, part, window, work_size, detect_cuts, cut_sensitivity, keep_luma,
-                 progress, stop_request, frames_total, queue_size, every, started, warnings) -> None:
+                 progress, stop_request, frames_total, queue_size, every, started, warnings,
+                 recurrence="gray", keys: KeyFrames | None = None, met: dict | None = None) -> None:
     """The frames from ``part.next_frame`` on, through the threads (decode, flow, network,
-    encode), into ``part``'s segments; :class:`Interrupted` when ``stop_request`` asks."""
+    encode), into ``part``'s segments; :class:`Interrupted` when ``stop_request`` asks.
+    ``met`` receives each key frame's label and the frame index it coloured."""
     info = reader.info
     wh, ww = work_size
     resume_at = part.next_frame
     rec = Recurrence(colorizer, wh, ww, detector=SceneCutDetector(cut_sensitivity) if detect_cuts else None,
-                     state=part.load_state() if resume_at > 0 else None, recent=part.recent)
+                     state=part.load_state() if resume_at > 0 else None, recent=part.recent, mode=recurrence)
+    # the shot the saved work stopped in: a key frame in it before the stop is still carried
+    shot_from = max([s0 for s0 in part.shot_starts if s0 < resume_at], default=0)
+    met = {} if met is None else met
+    rate = float(info.average_rate) if info.average_rate else None
+
+    def key_for(item: Frame, film_index: int):
+        if keys is None:
+            return None
+        if item.index == 0 and keys.first is not None:
+            return keys.first
+        if window is not None:  # after a seek the decoder counts from there: the frame number by time
+            if rate is None:
+                return None
+            film_index = round((item.time - info.start_time) * rate)
+        return keys.by_index.get(film_index)
     stop = threading.Event()
     errors: list[BaseException] = []
     decoded: queue.Queue = queue.Queue(queue_size)
@@ -527,6 +612,7 @@ def _colour_film(reader, colorizer, plan, part, window, work_size, detect_cuts, 
         for item in reader.demux(seek=window[0] if window else None):
             if not isinstance(item, Frame):
                 continue  # the sound goes into the file at the end (_assemble)
+            film_index = item.index
             if window is not None:
                 if item.time < window[0] - tol:
                     continue
@@ -538,10 +624,17 @@ def _colour_film(reader, colorizer, plan, part, window, work_size, detect_cuts, 
                 checked += 1
                 if item.chroma > COLOUR_INPUT_CHROMA and not any("colour" in w for w in warnings):
                     warnings.append("the input looks like a colour film; its colours are discarded and replaced")
+            key = key_for(item, film_index)
+            if key is not None:
+                met[key.label] = item.index
+                if item.index < resume_at and item.index >= shot_from:
+                    rec.keyed = True  # done before, in the shot the work stopped in (read before any frame to do)
             if item.index < resume_at - 1:
                 continue  # done in an earlier run; the frame before the first to do is the flow's reference
             work = rec.prepare(item.luma)
             work.frame, work.context = item, item.index < resume_at
+            if key is not None and not work.context:
+                work.key = keys.rgb(key, wh, ww)
             if not _put(decoded, work, stop):
                 return
         _put(decoded, _END, stop)

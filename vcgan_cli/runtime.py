@@ -15,6 +15,9 @@ from .errors import VcganError
 from .models import MULTIPLE
 from .weights import LoadedWeights, load_weights
 
+#: How the placeholder input is made from the previous output: the paper's warped grayscale
+#: ("gray"), or the warped colour output itself ("colour"; a model trained for it).
+RECURRENCES = ("gray", "colour")
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -119,28 +122,46 @@ class Colorizer:
 
         check_fits(self.config, height, width, self.device, self.dtype, short_side)
 
+    def check_recurrence(self, mode: str, references: bool = False) -> None:
+        """Refuse the colour recurrence (``mode`` "colour", or key frames) for a trained model
+        that was not trained for it: its placeholder extractor has only seen gray. An
+        untrained (random) model runs anything, for plumbing."""
+        if mode not in RECURRENCES:
+            raise VcganError(f"unknown recurrence {mode!r}; use {' or '.join(RECURRENCES)}")
+        if (mode == "colour" or references) and self.weights.trained and not self.config.colour_recurrence:
+            what = "key frames (--reference, --references)" if references else "--recurrence colour"
+            raise VcganError(
+                f"{what} need a model trained for the colour recurrence; {self.name} ({self.source}) "
+                "was trained for the paper's gray recurrence only"
+            )
+
     @torch.inference_mode()
     def __call__(self, gray: np.ndarray, placeholder: np.ndarray) -> np.ndarray:
-        """Colourise one frame: ``gray`` and ``placeholder`` (H, W) in [0, 1] → RGB (H, W, 3)
-        in [0, 1]. Any size; padded (reflect) to a multiple of 64 for the network."""
+        """Colourise one frame: ``gray`` (H, W) and ``placeholder`` (H, W) gray or (H, W, 3)
+        RGB (the colour recurrence), in [0, 1] → RGB (H, W, 3) in [0, 1]. Any size; padded
+        (reflect) to a multiple of 64 for the network."""
         h, w = gray.shape
-        x = torch.from_numpy(np.stack((to_network(gray), to_network(placeholder)))[:, None])
-        x = x.to(self.device, non_blocking=True)
+        if placeholder.ndim == 3:
+            planes = np.concatenate((to_network(gray)[None], np.moveaxis(to_network(placeholder), 2, 0)))
+        else:
+            planes = np.stack((to_network(gray), to_network(placeholder)))
+        x = torch.from_numpy(planes[None]).to(self.device, non_blocking=True)  # (1, 1 + C, H, W)
         # Multiples of 64, and at least 128 so the 1/64 bottleneck keeps more than one pixel.
         ph, pw = max(-h % MULTIPLE, 2 * MULTIPLE - h), max(-w % MULTIPLE, 2 * MULTIPLE - w)
         if ph or pw:
             mode = "reflect" if ph < h and pw < w else "replicate"
             x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), mode=mode)
+        x, i = x[:, :1].contiguous(), x[:, 1:].contiguous()
         out = None
-        if self.runner is not None and self.runner.ready(tuple(x[:1].shape), tuple(x[1:].shape)):
+        if self.runner is not None and self.runner.ready(tuple(x.shape), tuple(i.shape)):
             try:
-                out = self.runner(x[:1], x[1:])
+                out = self.runner(x, i)
             except Exception as exc:  # noqa: BLE001 - a conversion that fails falls back, once
                 self.notes.append(f"{self.runner.name} could not run this model ({_first_line(exc)}); using PyTorch")
                 self.runner = None
         if out is None:
             with self._autocast():
-                out = self.weights.generator(x[:1], x[1:])
+                out = self.weights.generator(x, i)
         out = out[0, :, ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w]
         rgb = ((out.float() + 1.0) * 0.5).clamp_(0.0, 1.0).permute(1, 2, 0)
         return rgb.cpu().numpy()

@@ -18,7 +18,7 @@ import torch
 from vcgan_cli.bench import GRAY_ROW, GT_ROW, evaluate_quality
 from vcgan_cli.models import build_generator
 from vcgan_cli.runtime import Colorizer
-from vcgan_cli.train.trainer import architecture, load_checkpoint
+from vcgan_cli.train.trainer import load_checkpoint, run_architecture
 from vcgan_cli.weights import LoadedWeights
 
 METRICS = ("psnr", "colourfulness", "chroma-error", "cast", "purple", "warp-error", "cdc")
@@ -33,6 +33,8 @@ def main() -> None:
     ap.add_argument("--raw", action="store_true", help="score the raw weights, not their moving average (early in a run the average still holds much of the initial weights)")
     ap.add_argument("--anneal-t", type=float, help="decode a classification head at this temperature (a decode setting, "
                     "chosen on dev); scores go to dev-tT.jsonl")
+    ap.add_argument("--recurrence", choices=("gray", "colour"), default="gray", help="the recurrence to score (scores of colour go to dev-colour.jsonl)")
+    ap.add_argument("--references", choices=("first",), help="each clip's true first frame as its key frame (scores to dev-...-refs.jsonl)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     run = Path(args.run)
@@ -50,6 +52,10 @@ def main() -> None:
     out = run / ("dev-raw.jsonl" if args.raw else "dev.jsonl")
     if args.anneal_t is not None:
         out = out.with_name(out.stem + f"-t{args.anneal_t:g}.jsonl")
+    if args.recurrence != "gray":
+        out = out.with_name(out.stem + f"-{args.recurrence}.jsonl")
+    if args.references:
+        out = out.with_name(out.stem + "-refs.jsonl")
     done = {json.loads(l)["step"] for l in out.read_text().splitlines()} if out.exists() else set()
     for ckpt in sorted((run / "checkpoints").glob("step-*.pt")):
         step = int(ckpt.stem.split("-")[1])
@@ -57,14 +63,15 @@ def main() -> None:
             continue
         state = load_checkpoint(ckpt)
         cfg = state["config"]
-        arch = architecture(cfg["model"], cfg.get("skip_fusion", False))
+        arch = run_architecture(cfg)
         if args.anneal_t is not None:
             arch = dataclasses.replace(arch, anneal_t=args.anneal_t)
         g = build_generator(arch)
         g.load_state_dict(state["generator"] if args.raw else (state.get("generator_ema") or state["generator"]))
         g.eval()
         model = Colorizer(LoadedWeights(g.config, g, str(ckpt), True), torch.device("cpu"), torch.float32)
-        r = evaluate_quality(args.dev, model=model, metrics=METRICS, size=256)
+        r = evaluate_quality(args.dev, model=model, metrics=METRICS, size=256, recurrence=args.recurrence,
+                             references=args.references)
         rows = r["rows"]
         entry = {"step": step, "cpu_min": round(elapsed.get(step, float("nan")) / 60, 1),
                  "model": rows[r["method"]]["mean"], "gray": rows[GRAY_ROW]["mean"], "truth": rows[GT_ROW]["mean"]}
@@ -75,7 +82,9 @@ def main() -> None:
               f"colourful {m['colourfulness']:.1f} (truth {entry['truth']['colourfulness']:.1f}) "
               f"chroma-err {m['chroma-error']:.2f} (gray {entry['gray']['chroma-error']:.2f}) cast {m['cast']:.2f} "
               f"purple {m['purple']:.2f} (truth {entry['truth']['purple']:.2f}) warp {m['warp-error']:.5f} "
-              f"cdc {m['cdc']:.5f} (truth {entry['truth']['cdc']:.5f})", flush=True)
+              f"cdc {m['cdc']:.5f} (truth {entry['truth']['cdc']:.5f})"
+              + (f" psnr by quarter {m['psnr-first-quarter']:.2f}/{m['psnr-middle']:.2f}/{m['psnr-last-quarter']:.2f}"
+                 if args.references else ""), flush=True)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import WeightsError
 
 EXTRACTORS = ("resnet50-in", "efficientnet-lite0", "tiny")
-FORMAT_VERSION = 3  # 2: skip_fusion; 3: mainstream "encoder" (vcgan-lite v1) and its fields
+FORMAT_VERSION = 4  # 2: skip_fusion; 3: mainstream "encoder" (vcgan-lite v1) and its fields; 4: colour_recurrence
 MAINSTREAMS = ("unet", "encoder")
 CHROMA_HEADS = ("regress", "classes")
 #: The fields of the "encoder" mainstream; written to config.json only for that design, so the
@@ -47,6 +47,10 @@ class ModelConfig:
     pfe_width: int = 32
     guide_radius: int = 1
     guide_eps: float = 1e-3
+    #: Trained (stage 2) also with the *colour* recurrence: the warped previous colour output,
+    #: or a user's reference frame, as the placeholder input, mixed with the paper's warped
+    #: grayscale. Only such a model may run ``--recurrence colour`` or take key frames.
+    colour_recurrence: bool = False
     format_version: int = dataclasses.field(default=FORMAT_VERSION, compare=False)  # of the file, not the network
 
     def __post_init__(self) -> None:
@@ -108,7 +112,11 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
+        if self.colour_recurrence:  # format 4: only a model trained for it says so
+            return data
+        del data["colour_recurrence"]  # ... so the files before it stay as they were
         if self.mainstream == "encoder":  # format 3, every field
+            data["format_version"] = min(self.format_version, 3)
             return data
         # U-Net models are written as the vcgan versions before the encoder design read them
         for key in ENCODER_FIELDS:

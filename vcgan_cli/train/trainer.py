@@ -89,6 +89,13 @@ class TrainConfig:
     # from the truth's before the generator learns from it. 0: off (the paper's joint training).
     critic_warmup: int = 0
     frames: int = 5  # N consecutive frames per stage-2 sample
+    # Stage 2: share of clips unrolled with the colour recurrence (the warped previous colour
+    # output as the placeholder input, `vcgan colorize --recurrence colour`), and share whose
+    # first frame is given as a key frame (the true colour frame, as `--reference` gives it);
+    # the rest run the paper's gray recurrence. A model trained with either says so in its
+    # config (ModelConfig.colour_recurrence). 0 and 0: the paper.
+    colour_recurrence: float = 0.0
+    reference: float = 0.0
     alpha: float = 50.0  # occlusion-mask scale
     synthetic: float = 0.5  # share of stage-2 samples made from photos by camera motion
     synthetic_data: list[str] = field(default_factory=list)
@@ -151,6 +158,12 @@ class TrainConfig:
         check_rebalance(c.rebalance, c.rebalance_by)
         if not isinstance(c.ema_decay, (int, float)) or not 0.0 <= c.ema_decay < 1.0:
             raise VcganError(f"ema-decay must be at least 0 and below 1, got {c.ema_decay!r}")
+        for name in ("colour_recurrence", "reference"):
+            value = getattr(c, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+                raise VcganError(f"{name.replace('_', '-')} must be between 0 and 1, got {value!r}")
+        if (c.colour_recurrence or c.reference) and c.stage != 2:
+            raise VcganError("--colour-recurrence and --reference are for stage 2 (videos)")
         if not 0.0 <= c.synthetic <= 1.0:
             raise VcganError(f"synthetic must be between 0 and 1, got {c.synthetic!r}")
         if not c.data and not (c.stage == 2 and c.synthetic_data):
@@ -214,6 +227,8 @@ TRAIN_OPTIONS: tuple[TrainOption, ...] = (
     TrainOption("--rebalance-by", "rebalance_by", "choice", "What --rebalance counts: the (Cb, Cr) colour (default, Zhang et al.'s; rare hues count more) or only its magnitude (saturated pixels count more, whatever their hue).", choices=("colour", "chroma")),
     TrainOption("--ema-decay", "ema_decay", "float", "Keep a moving average of the generator's weights with this decay (e.g. 0.999; default 0, off); validation, samples and export use it.", 0, 1, True),
     TrainOption("--frames", "frames", "int", "Stage 2: consecutive frames per sample (default 5).", 2, 16),
+    TrainOption("--colour-recurrence", "colour_recurrence", "float", "Stage 2: share of clips unrolled with the colour recurrence (the warped previous colour output as the placeholder; `colorize --recurrence colour`). Default 0, the paper's gray recurrence only.", 0, 1, metavar="SHARE"),
+    TrainOption("--reference", "reference", "float", "Stage 2: share of clips whose first frame is given as a key frame (the true colour frame, as `colorize --reference` gives it), then carried by the colour recurrence. Default 0.", 0, 1, metavar="SHARE"),
     TrainOption("--perceptual", "perceptual", "choice", "Perceptual loss network (auto: VGG-16 if its weights are cached, else EfficientNet-Lite0).", choices=("auto", "vgg16", "efficientnet-lite0", "none")),
     TrainOption("--workers", "workers", "int", "Data-loading worker processes (default 2).", 0),
     TrainOption("--checkpoint-every", "checkpoint_every", "int", "Save a checkpoint every N steps (default 500).", 1),
@@ -253,21 +268,35 @@ class StepReport:
 
 class Unroll(nn.Module):
     """The generator run over a clip exactly as at inference: ``s_1 = G(x_1, x_1)``, then
-    ``s_t = G(x_t, W(O_{t-1→t}, gray(s_{t-1})))``. One module, so DistributedDataParallel sees
-    one forward per backward."""
+    ``s_t = G(x_t, W(O_{t-1→t}, gray(s_{t-1})))`` (the paper's gray recurrence). One module,
+    so DistributedDataParallel sees one forward per backward.
+
+    ``colour`` (B,) bool: those clips run the colour recurrence, ``s_t = G(x_t, W(O, s_{t-1}))``.
+    ``reference`` (B,) bool with ``first`` (B, 3, H, W): those clips' first frame is given, as
+    a user's key frame is at inference (``s_1`` = the true colour frame, not the network's
+    guess), and they run the colour recurrence from it."""
 
     def __init__(self, generator: Generator, warp):
         super().__init__()
         self.generator = generator
         self.warp = warp
 
-    def forward(self, gray: torch.Tensor, flows: torch.Tensor | None, pairs) -> list[torch.Tensor]:
+    def forward(self, gray: torch.Tensor, flows: torch.Tensor | None, pairs, colour: torch.Tensor | None = None,
+                reference: torch.Tensor | None = None, first: torch.Tensor | None = None) -> list[torch.Tensor]:
         from ..colour import rgb_to_gray_tensor
 
-        outputs = [self.generator(gray[:, 0], gray[:, 0])]
+        s = self.generator(gray[:, 0], gray[:, 0])
+        if reference is not None and bool(reference.any()):
+            s = torch.where(reference[:, None, None, None], first.to(s.dtype), s)
+            colour = reference if colour is None else (colour | reference)
+        outputs = [s]
         for t in range(1, gray.shape[1]):
             k = pairs.index((t - 1, t))
-            placeholder = self.warp(rgb_to_gray_tensor(outputs[-1]), flows[:, k])
+            if colour is None or not bool(colour.any()):
+                placeholder = self.warp(rgb_to_gray_tensor(outputs[-1]), flows[:, k])
+            else:
+                warped = self.warp(outputs[-1], flows[:, k])  # warping is per channel: gray(W(s)) = W(gray(s))
+                placeholder = torch.where(colour[:, None, None, None], warped, rgb_to_gray_tensor(warped).expand_as(warped))
             outputs.append(self.generator(gray[:, t], placeholder))
         return outputs
 
@@ -323,9 +352,16 @@ def _distributed() -> tuple[int, int, int]:
     return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def architecture(model: str, skip_fusion: bool) -> ModelConfig:
-    """The generator a run trains: its ``model`` variant, with the run's ``skip_fusion``."""
-    return dataclasses.replace(VARIANTS[model], skip_fusion=bool(skip_fusion))
+def architecture(model: str, skip_fusion: bool, colour_recurrence: bool = False) -> ModelConfig:
+    """The generator a run trains: its ``model`` variant, with the run's ``skip_fusion``, and
+    marked as trained for the colour recurrence where the run trains it."""
+    return dataclasses.replace(VARIANTS[model], skip_fusion=bool(skip_fusion), colour_recurrence=bool(colour_recurrence))
+
+
+def run_architecture(settings: dict) -> ModelConfig:
+    """:func:`architecture` from a run's saved settings (``config.json`` or a checkpoint's)."""
+    colour = bool(settings.get("colour_recurrence", 0) or settings.get("reference", 0))
+    return architecture(settings["model"], settings.get("skip_fusion", False), colour)
 
 
 def load_generator_state(source: str | os.PathLike) -> dict:
@@ -405,7 +441,7 @@ class Trainer:
         torch.manual_seed(c.seed)
 
         # models
-        self.generator = build_generator(architecture(c.model, c.skip_fusion)).to(device)
+        self.generator = build_generator(run_architecture(dataclasses.asdict(c))).to(device)
         if not resume:
             self._initialise(c)
         for ext in (self.generator.gfe, self.generator.pfe):
@@ -601,8 +637,16 @@ class Trainer:
         warmup = self.critic is not None and self.step < c.critic_warmup  # only the critic learns
         if self.bins is not None:
             self.generator.logits_log = []  # each frame's chroma logits, for the class loss
+        colour = reference = None
+        if c.stage == 2 and (c.colour_recurrence or c.reference):
+            # each clip's recurrence drawn from the run's seeded RNG (checkpointed: a resume repeats it)
+            b = gray.shape[0]
+            reference = (torch.rand(b) < c.reference).to(self.device)
+            colour = (torch.rand(b) < c.colour_recurrence).to(self.device)
         with self._amp(), torch.set_grad_enabled(not warmup):
-            outputs = self.unroll(gray, flows, self.pairs) if warmup else self.unroll_ddp(gray, flows, self.pairs)
+            unroll = self.unroll if warmup else self.unroll_ddp
+            modes = () if colour is None else (colour, reference, rgb[:, 0])
+            outputs = unroll(gray, flows, self.pairs, *modes)
             fake = torch.stack(outputs, 1).flatten(0, 1).float()
         logits = None
         if self.bins is not None:
@@ -834,7 +878,7 @@ def export(
         if not ckpt.is_file():
             raise VcganError(f"{run}: no checkpoint to export ({ckpt} is missing)")
         state = load_checkpoint(ckpt)
-        generator = build_generator(architecture(state["config"]["model"], state["config"].get("skip_fusion", False)))
+        generator = build_generator(run_architecture(state["config"]))
         averaged = average and state.get("generator_ema") is not None
         generator.load_state_dict(state["generator_ema"] if averaged else state["generator"])
         used = (
