@@ -23,7 +23,7 @@ from vcgan_cli.models import ModelConfig
 from vcgan_cli.models.chroma import rgb_to_cbcr_tensor, ycbcr_to_rgb_tensor
 from vcgan_cli.partial import partial_dir
 from vcgan_cli.pipeline import StopRequest, colorize_video
-from vcgan_cli.runtime import Colorizer, load_model
+from vcgan_cli.runtime import Colorizer
 from vcgan_cli.weights import LoadedWeights
 
 W, H, FRAMES = 160, 120, 30
