@@ -56,7 +56,7 @@ class _Oracle(torch.nn.Module):
         self.rgb, self.offset = batch["rgb"], offset
         self.w = torch.nn.Parameter(torch.zeros(()))
 
-    def forward(self, gray, flows, pairs):
+    def forward(self, gray, flows, pairs, *modes):
         rgb = self.rgb if self.rgb.dim() == 5 else self.rgb[:, None]
         return [(rgb[:, t] + self.offset + self.w) for t in range(rgb.shape[1])]
 
@@ -657,3 +657,19 @@ def test_a_run_with_the_colour_recurrence_exports_a_model_that_says_so(tmp_path,
     Trainer(config(tmp_path / "p", photos, stage=1, model="tiny-v1", steps=1, out=str(tmp_path / "p"))).run()
     out, _, _ = export(tmp_path / "p", tmp_path / "pm", which="last")
     assert "colour_recurrence" not in json.loads((out / "config.json").read_text())
+
+
+def test_key_framed_clips_are_judged_against_the_truth_itself_not_a_boosted_one(tmp_path, photos):
+    """With --target-saturation 1.2 a key-framed clip must not learn "the key's colour x1.2"
+    (the colour recurrence would compound it): its frames are compared with the truth as is."""
+    kw = dict(stage=2, model="tiny-v1", data=[], synthetic_data=[str(photos)], synthetic=1.0, frames=2, w_gan=0.0,
+              perceptual="none", target_saturation=1.5, w_class=0.0)
+    seen = {}
+    for share in (0.0, 1.0):
+        trainer = Trainer(config(tmp_path / str(share), photos, reference=share, colour_recurrence=1.0, **kw))
+        batch = next(iter(trainer.loader))
+        trainer.unroll_ddp = _Oracle(batch, 0.0)  # outputs the truth itself
+        trainer.opt_g = torch.optim.SGD(trainer.unroll_ddp.parameters(), lr=0.0)
+        seen[share] = trainer.train_step(batch)["l1"]
+    assert seen[1.0] < 1e-6  # key-framed: the truth is the target
+    assert seen[0.0] > 0.01  # otherwise the boosted truth is

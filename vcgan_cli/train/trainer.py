@@ -79,6 +79,7 @@ class TrainConfig:
     class_rebalance: float = 0.5
     # Scale the true chroma by this before comparing (BigColor's and DDColor's x1.2 against the
     # muted average an L1 loss settles on where unsure); 1 compares with the truth as it is.
+    # Not in key-framed stage-2 clips (--reference), which are to carry the key's own colours.
     target_saturation: float = 1.0
     # Losses compare what the user gets: the output's colour on the source's own luma (plus an
     # L1 term keeping the network's luma on the input's). False: the raw RGB, as in the paper.
@@ -655,7 +656,15 @@ class Trainer:
         real = rgb.flatten(0, 1)
         if c.target_saturation != 1.0:
             y = rgb_to_gray_tensor(real)
-            real = (y + c.target_saturation * (real - y)).clamp(-1.0, 1.0)
+            boosted = (y + c.target_saturation * (real - y)).clamp(-1.0, 1.0)
+            if reference is not None and bool(reference.any()):
+                # a key-framed clip is to carry the key frame's own colours, not more: a boosted
+                # target there teaches "the placeholder's colour, x1.2", which the colour
+                # recurrence would compound frame after frame
+                keep = reference.repeat_interleave(gray.shape[1])[:, None, None, None]
+                real = torch.where(keep, real, boosted)
+            else:
+                real = boosted
         flat_gray = gray.flatten(0, 1)
         if c.keep_luma:
             # The pipeline shows the user the output's chroma on the source's luma; adding the
