@@ -107,7 +107,7 @@ def test_a_preview_converts_nothing_but_uses_what_is_cached(cache, tmp_path):
 
 
 @needs_openvino
-@pytest.mark.parametrize("arch", ["tiny-v1", "tiny-v1r"])
+@pytest.mark.parametrize("arch", ["tiny-v1", "tiny-v1r", "tiny-v1k"])
 def test_the_shipped_design_converts_too(cache, arch):
     """The encoder design with guided upsampling (the default model's): OpenVINO 2026 refused
     its pooling kernel when it was computed from the input's shape, and auto fell back."""
@@ -116,3 +116,7 @@ def test_the_shipped_design_converts_too(cache, arch):
     out = ov(gray, gray)
     assert ov.backend == "openvino" and not ov.notes and ov.runner.converted_now == 1
     assert np.abs(out - load_model(f"random:{arch}", backend="torch")(gray, gray)).max() < 1e-4
+    colour = np.random.default_rng(2).random((90, 160, 3)).astype(np.float32)  # the colour recurrence's input
+    out = ov(gray, colour)
+    assert ov.runner.converted_now == 2 and not ov.notes
+    assert np.abs(out - load_model(f"random:{arch}", backend="torch")(gray, colour)).max() < 1e-4

@@ -131,3 +131,27 @@ def test_trainer_trains_the_classes_head_in_both_stages(tmp_path, photos, stage)
         last = trainer.train_step(batch)
     assert last["class"] < first["class"]  # the cross-entropy is what it learns from
     assert trainer.generator.logits_log is None  # nothing kept between steps
+
+
+def test_the_carry_path_starts_as_the_network_without_it_and_sees_the_placeholders_colour():
+    """vcgan-lite-v1k's carry path is zero-initialised: forked from v1c's weights it gives
+    v1c's output exactly; once trained, its input is the placeholder's own chroma (none for a
+    gray placeholder) and how far its luma is from the frame's."""
+    torch.manual_seed(0)
+    plain = build_generator(VARIANTS["tiny-v1"]).eval()
+    carry = build_generator(VARIANTS["tiny-v1k"]).eval()
+    missing, unexpected = carry.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("carry.") for k in missing)
+    x = torch.rand(2, 1, 128, 192) * 2 - 1
+    i = torch.rand(2, 3, 128, 192) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(carry(x, i), plain(x, i))
+        cues = EncoderGenerator._placeholder_cues(x, x, (32, 48))
+        assert cues.shape == (2, 3, 32, 48) and cues.abs().max() < 1e-6  # gray: no colour, no difference
+        yellow = torch.tensor([1.0, 1.0, 0.0]).view(1, 3, 1, 1).expand(2, 3, 128, 192) * 2 - 1
+        cues = EncoderGenerator._placeholder_cues(x, yellow, (32, 48))
+        assert cues[:, 0].max() < -0.4 and cues[:, 2].min() >= 0  # yellow: Cb about -0.5
+        torch.nn.init.normal_(carry.carry[2].weight)
+        assert not torch.equal(carry(x, i), plain(x, i))  # trained, it changes the colour
+    with pytest.raises(Exception, match="chroma_carry"):
+        ModelConfig(name="x", chroma_carry=True)  # a U-Net has no such path

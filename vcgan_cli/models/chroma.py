@@ -177,7 +177,31 @@ class EncoderGenerator(nn.Module):
         classes = config.chroma_head == "classes"
         self.bins = ChromaBins(config.chroma_bins) if classes else None
         self.head = nn.Conv2d(2 * c, config.chroma_bins ** 2 if classes else 2, 1)
+        self.carry = None
+        if config.chroma_carry:
+            # per pixel at the head's scale: the decoder's features with the placeholder's
+            # (Cb, Cr) and |its luma - the frame's|, two 1x1 convs, added to the features;
+            # zero-initialised, so a model forked from one without it starts as that model
+            self.carry = nn.Sequential(nn.Conv2d(2 * c + 3, 2 * c, 1), nn.ReLU(inplace=True), nn.Conv2d(2 * c, 2 * c, 1))
+            nn.init.zeros_(self.carry[2].weight)
+            nn.init.zeros_(self.carry[2].bias)
         self.logits_log: list[torch.Tensor] | None = None
+
+    @staticmethod
+    def _placeholder_cues(x: torch.Tensor, i: torch.Tensor, size) -> torch.Tensor:
+        """(Cb, Cr) of the placeholder (zero for a gray one) and |its luma - the frame's|,
+        area-averaged to ``size`` (the head's): (B, 3, h, w)."""
+        k = (int(x.shape[-2]) // int(size[0]), int(x.shape[-1]) // int(size[1]))  # plain ints (OpenVINO)
+        luma = (x.float() + 1.0) * 0.5
+        if i.shape[1] == 3:
+            rgb = (i.float() + 1.0) * 0.5
+            cbcr = rgb_to_cbcr_tensor(rgb)
+            y = _KR * rgb[:, :1] + _KG * rgb[:, 1:2] + _KB * rgb[:, 2:3]
+        else:
+            y = (i.float() + 1.0) * 0.5
+            cbcr = torch.zeros_like(luma).expand(-1, 2, -1, -1)
+        cues = torch.cat((cbcr, (y - luma).abs()), 1)
+        return F.avg_pool2d(cues, k).to(x.dtype)
 
     def forward(self, x: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -189,6 +213,8 @@ class EncoderGenerator(nn.Module):
         u = self.up16(torch.cat((up(g32), g16, p16), 1))
         u = self.up8(torch.cat((up(u), g8, p8), 1))
         u = self.up4(torch.cat((up(u), g4, p4, self.detail(x)), 1))
+        if self.carry is not None:
+            u = u + self.carry(torch.cat((u, self._placeholder_cues(x, i, u.shape[-2:])), 1))
         z = self.head(u).float()
         if self.bins is not None:
             if self.training and self.logits_log is not None:

@@ -51,6 +51,10 @@ class ModelConfig:
     #: or a user's reference frame, as the placeholder input, mixed with the paper's warped
     #: grayscale. Only such a model may run ``--recurrence colour`` or take key frames.
     colour_recurrence: bool = False
+    #: "encoder" only: a carry path that hands the placeholder's own chroma (and how far its
+    #: luma is from the frame's, a cue for where the flow failed) straight to the chroma head,
+    #: zero-initialised so it starts as the network without it (models/chroma.py).
+    chroma_carry: bool = False
     format_version: int = dataclasses.field(default=FORMAT_VERSION, compare=False)  # of the file, not the network
 
     def __post_init__(self) -> None:
@@ -63,6 +67,8 @@ class ModelConfig:
             raise WeightsError("config: widths must be positive")
         if self.mainstream not in MAINSTREAMS:
             raise WeightsError(f"config: unknown mainstream {self.mainstream!r} (known: {', '.join(MAINSTREAMS)})")
+        if self.chroma_carry and self.mainstream != "encoder":
+            raise WeightsError("config: chroma_carry is a field of the encoder design (mainstream \"encoder\")")
         if self.mainstream == "encoder":
             if self.chroma_head not in CHROMA_HEADS:
                 raise WeightsError(f"config: unknown chroma_head {self.chroma_head!r} (known: {', '.join(CHROMA_HEADS)})")
@@ -112,9 +118,9 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        if self.colour_recurrence:  # format 4: only a model trained for it says so
+        if self.colour_recurrence or self.chroma_carry:  # format 4: only a model that has them says so
             return data
-        del data["colour_recurrence"]  # ... so the files before it stay as they were
+        del data["colour_recurrence"], data["chroma_carry"]  # ... so the files before it stay as they were
         if self.mainstream == "encoder":  # format 3, every field
             data["format_version"] = min(self.format_version, 3)
             return data
@@ -162,6 +168,15 @@ VARIANTS: dict[str, ModelConfig] = {
     "vcgan-lite-v1c": ModelConfig(
         name="vcgan-lite", base_width=32, extractor="efficientnet-lite0", extractor_channels=256,
         nonlocal_blocks=0, mainstream="encoder", chroma_head="classes",
+    ),
+    # v1c with the colour recurrence's carry path (trained for it: stage 2 --colour-recurrence)
+    "vcgan-lite-v1k": ModelConfig(
+        name="vcgan-lite", base_width=32, extractor="efficientnet-lite0", extractor_channels=256,
+        nonlocal_blocks=0, mainstream="encoder", chroma_head="classes", chroma_carry=True,
+    ),
+    "tiny-v1k": ModelConfig(
+        name="tiny-v1", base_width=4, extractor="tiny", extractor_channels=8, nonlocal_blocks=0,
+        mainstream="encoder", chroma_head="classes", chroma_bins=4, pfe_width=4, chroma_carry=True,
     ),
     "tiny-v1": ModelConfig(
         name="tiny-v1", base_width=4, extractor="tiny", extractor_channels=8, nonlocal_blocks=0,

@@ -208,7 +208,7 @@ TRAIN_OPTIONS: tuple[TrainOption, ...] = (
     TrainOption("--synthetic-data", "synthetic_data", "paths", "Stage 2: photos to make clips from by smooth camera motion with exact flow."),
     TrainOption("--synthetic", "synthetic", "float", "Stage 2: share of synthetic clips (default 0.5 when --synthetic-data is given).", 0, 1),
     TrainOption("--val", "val", "path", "Validation clips (DAVIS layout), scored with the bench code."),
-    TrainOption("--model", "model", "text", "Architecture: vcgan-lite-v1 (default, the shipped design), vcgan-lite-v1c (classification head), vcgan-lite (v0.4 U-Net), vcgan (the paper) or tiny / tiny-v1."),
+    TrainOption("--model", "model", "text", "Architecture: vcgan-lite-v1 (default, the shipped design), vcgan-lite-v1c (classification head), vcgan-lite-v1k (v1c with a carry path for the colour recurrence), vcgan-lite (v0.4 U-Net), vcgan (the paper) or tiny / tiny-v1."),
     TrainOption("--init", "init", "path", "Start from a run, checkpoint or exported model (a fine-tune, or stage 2 from stage 1)."),
     TrainOption("--resnet50-in", "resnet50_in", "path", "ImageNet ResNet-50-IN checkpoint for the vcgan extractors."),
     TrainOption("--no-pretrained", "pretrained", "off", "Do not initialise the extractors from ImageNet."),
