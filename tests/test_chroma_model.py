@@ -151,7 +151,9 @@ def test_the_carry_path_starts_as_the_network_without_it_and_sees_the_placeholde
         yellow = torch.tensor([1.0, 1.0, 0.0]).view(1, 3, 1, 1).expand(2, 3, 128, 192) * 2 - 1
         cues = EncoderGenerator._placeholder_cues(x, yellow, (32, 48))
         assert cues[:, 0].max() < -0.4 and cues[:, 2].min() >= 0  # yellow: Cb about -0.5
-        torch.nn.init.normal_(carry.carry[2].weight)
+        torch.nn.init.normal_(carry.carry.out.weight)
+        torch.nn.init.normal_(carry.carry.direct.weight)
         assert not torch.equal(carry(x, i), plain(x, i))  # trained, it changes the colour
+        assert torch.equal(carry(x, x), plain(x, x))  # ... of the colour recurrence only
     with pytest.raises(Exception, match="chroma_carry"):
         ModelConfig(name="x", chroma_carry=True)  # a U-Net has no such path

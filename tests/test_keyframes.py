@@ -216,3 +216,13 @@ def test_the_bench_scores_first_frame_references_by_part_of_the_clip(film, carry
     assert "psnr-first-quarter" not in plain["rows"][plain["method"]]["mean"]
     with pytest.raises(VcganError, match="needs a model"):
         evaluate_quality(tmp_path / "data", predictions=tmp_path / "data", references="first")
+
+
+def test_the_commands_offer_exactly_the_recurrences_the_library_runs():
+    from vcgan_cli.cli.bench import bench
+    from vcgan_cli.cli.films import colorize
+    from vcgan_cli.runtime import RECURRENCES
+
+    for command, name in ((colorize, "recurrence"), (bench, "recurrences")):
+        option = next(p for p in command.params if p.name == name)
+        assert tuple(option.type.choices) == RECURRENCES

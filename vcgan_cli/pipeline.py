@@ -216,10 +216,7 @@ class Recurrence:
             self.state = on_luma(step.key, step.gray)
             self.keyed = True
         elif start:
-            # the colour recurrence's first frame: the gray as three planes, the same network
-            # input as one plane (the extractors spread a gray input so), one input shape a film
-            i = step.gray if self.mode == "gray" else np.repeat(step.gray[..., None], 3, 2)
-            self.state = self.model(step.gray, i)
+            self.state = self.model(step.gray, step.gray)  # G(x, x) in either recurrence, as trained
         elif self.mode == "colour" or self.keyed:
             self.state = self.model(step.gray, warp(self.state, step.flow))
         else:

@@ -151,6 +151,28 @@ class LeanExtractor(nn.Module):
         return f4, f8, self.s16(f8)
 
 
+class CarryPath(nn.Module):
+    """vcgan-lite-v1k's path for the colour recurrence: per pixel at the head's scale, the
+    decoder's features with the placeholder's (Cb, Cr) and |its luma - the frame's| (where the
+    flow failed) → a correction added to the head's output (chroma logits or values). A
+    linear term from the cues alone can already say "this colour" (logits peaked at a bin are
+    linear in the colour); the hidden layer decides where to trust it. Both zero-initialised:
+    a model forked from one without the path starts as that model. It runs only for a
+    three-plane placeholder, so the gray recurrence is exactly the network without it."""
+
+    def __init__(self, features: int, outputs: int, hidden: int = 128):
+        super().__init__()
+        self.hidden = nn.Sequential(nn.Conv2d(features + 3, hidden, 1), nn.ReLU(inplace=True))
+        self.out = nn.Conv2d(hidden, outputs, 1)
+        self.direct = nn.Conv2d(3, outputs, 1)
+        for conv in (self.out, self.direct):
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, u: torch.Tensor, cues: torch.Tensor) -> torch.Tensor:
+        return self.out(self.hidden(torch.cat((u, cues), 1))) + self.direct(cues)
+
+
 class EncoderGenerator(nn.Module):
     """``G(x, i)`` for ``mainstream="encoder"`` configs (see the module docstring).
 
@@ -177,15 +199,20 @@ class EncoderGenerator(nn.Module):
         classes = config.chroma_head == "classes"
         self.bins = ChromaBins(config.chroma_bins) if classes else None
         self.head = nn.Conv2d(2 * c, config.chroma_bins ** 2 if classes else 2, 1)
-        self.carry = None
-        if config.chroma_carry:
-            # per pixel at the head's scale: the decoder's features with the placeholder's
-            # (Cb, Cr) and |its luma - the frame's|, two 1x1 convs, added to the features;
-            # zero-initialised, so a model forked from one without it starts as that model
-            self.carry = nn.Sequential(nn.Conv2d(2 * c + 3, 2 * c, 1), nn.ReLU(inplace=True), nn.Conv2d(2 * c, 2 * c, 1))
-            nn.init.zeros_(self.carry[2].weight)
-            nn.init.zeros_(self.carry[2].bias)
+        self.carry = CarryPath(2 * c, self.head.out_channels) if config.chroma_carry else None
+        #: Train only the carry path (the rest frozen, its BatchNorm statistics too): see train().
+        self.frozen_trunk = False
         self.logits_log: list[torch.Tensor] | None = None
+
+    def train(self, mode: bool = True):
+        """With ``frozen_trunk`` only the carry path trains; the rest stays in eval mode, so its
+        BatchNorm statistics stay those it was trained with."""
+        if not self.frozen_trunk:
+            return super().train(mode)
+        super().train(False)
+        if self.carry is not None:
+            self.carry.train(mode)
+        return self
 
     @staticmethod
     def _placeholder_cues(x: torch.Tensor, i: torch.Tensor, size) -> torch.Tensor:
@@ -213,11 +240,11 @@ class EncoderGenerator(nn.Module):
         u = self.up16(torch.cat((up(g32), g16, p16), 1))
         u = self.up8(torch.cat((up(u), g8, p8), 1))
         u = self.up4(torch.cat((up(u), g4, p4, self.detail(x)), 1))
-        if self.carry is not None:
-            u = u + self.carry(torch.cat((u, self._placeholder_cues(x, i, u.shape[-2:])), 1))
         z = self.head(u).float()
+        if self.carry is not None and i.shape[1] == 3:  # the colour recurrence (a gray placeholder: none)
+            z = z + self.carry(u, self._placeholder_cues(x, i, u.shape[-2:])).float()
         if self.bins is not None:
-            if self.training and self.logits_log is not None:
+            if self.logits_log is not None:  # set by the trainer for a training step
                 self.logits_log.append(z)
             cbcr = self.bins.decode(z, self.config.anneal_t)
         else:

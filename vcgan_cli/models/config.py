@@ -52,8 +52,9 @@ class ModelConfig:
     #: grayscale. Only such a model may run ``--recurrence colour`` or take key frames.
     colour_recurrence: bool = False
     #: "encoder" only: a carry path that hands the placeholder's own chroma (and how far its
-    #: luma is from the frame's, a cue for where the flow failed) straight to the chroma head,
-    #: zero-initialised so it starts as the network without it (models/chroma.py).
+    #: luma is from the frame's, a cue for where the flow failed) to the chroma head's output,
+    #: for the colour recurrence only; zero-initialised so it starts as the network without it
+    #: (models/chroma.py: CarryPath).
     chroma_carry: bool = False
     format_version: int = dataclasses.field(default=FORMAT_VERSION, compare=False)  # of the file, not the network
 

@@ -97,6 +97,11 @@ class TrainConfig:
     # config (ModelConfig.colour_recurrence). 0 and 0: the paper.
     colour_recurrence: float = 0.0
     reference: float = 0.0
+    # "carry": train only a vcgan-lite-v1k model's carry path (the colour recurrence's), the
+    # rest frozen with its BatchNorm statistics, so the gray recurrence stays exactly the
+    # model it was forked from (--init). None: every weight trains (with --freeze-extractors
+    # as it says).
+    train_only: str | None = None
     alpha: float = 50.0  # occlusion-mask scale
     synthetic: float = 0.5  # share of stage-2 samples made from photos by camera motion
     synthetic_data: list[str] = field(default_factory=list)
@@ -163,6 +168,12 @@ class TrainConfig:
             value = getattr(c, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
                 raise VcganError(f"{name.replace('_', '-')} must be between 0 and 1, got {value!r}")
+        if c.train_only not in (None, "carry"):
+            raise VcganError(f"train-only must be 'carry' (or not given), got {c.train_only!r}")
+        if c.train_only == "carry" and not VARIANTS[c.model].chroma_carry:
+            raise VcganError(f"--train-only carry needs an architecture with a carry path (vcgan-lite-v1k), not {c.model}")
+        if c.train_only == "carry" and not (c.colour_recurrence or c.reference):
+            raise VcganError("--train-only carry trains the colour recurrence's path: give --colour-recurrence or --reference")
         if (c.colour_recurrence or c.reference) and c.stage != 2:
             raise VcganError("--colour-recurrence and --reference are for stage 2 (videos)")
         if not 0.0 <= c.synthetic <= 1.0:
@@ -229,6 +240,7 @@ TRAIN_OPTIONS: tuple[TrainOption, ...] = (
     TrainOption("--ema-decay", "ema_decay", "float", "Keep a moving average of the generator's weights with this decay (e.g. 0.999; default 0, off); validation, samples and export use it.", 0, 1, True),
     TrainOption("--frames", "frames", "int", "Stage 2: consecutive frames per sample (default 5).", 2, 16),
     TrainOption("--colour-recurrence", "colour_recurrence", "float", "Stage 2: share of clips unrolled with the colour recurrence (the warped previous colour output as the placeholder; `colorize --recurrence colour`). Default 0, the paper's gray recurrence only.", 0, 1, metavar="SHARE"),
+    TrainOption("--train-only", "train_only", "choice", "carry: train only a vcgan-lite-v1k model's carry path (the colour recurrence's), everything else frozen, so its gray recurrence stays the --init model's exactly.", choices=("carry",)),
     TrainOption("--reference", "reference", "float", "Stage 2: share of clips whose first frame is given as a key frame (the true colour frame, as `colorize --reference` gives it), then carried by the colour recurrence. Default 0.", 0, 1, metavar="SHARE"),
     TrainOption("--perceptual", "perceptual", "choice", "Perceptual loss network (auto: VGG-16 if its weights are cached, else EfficientNet-Lite0).", choices=("auto", "vgg16", "efficientnet-lite0", "none")),
     TrainOption("--workers", "workers", "int", "Data-loading worker processes (default 2).", 0),
@@ -448,6 +460,10 @@ class Trainer:
         for ext in (self.generator.gfe, self.generator.pfe):
             if hasattr(ext, "freeze_bn"):  # ImageNet BatchNorm statistics stay fixed, in every run
                 ext.freeze_bn = True
+        if c.train_only == "carry":
+            self.generator.requires_grad_(False)
+            self.generator.carry.requires_grad_(True)
+            self.generator.frozen_trunk = True  # its train() keeps the rest in eval mode
         if c.freeze_extractors:
             for ext in (self.generator.gfe, self.generator.pfe):
                 if self.generator.config.mainstream == "unet" or hasattr(ext, "backbone"):  # v1's lean PFE is not one
