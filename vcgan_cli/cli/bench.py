@@ -14,12 +14,10 @@ from .common import (
     _fail,
     _run,
     _write_text,
-    backend_option,
-    device_option,
     err,
     main,
     model_option,
-    precision_option,
+    runtime_options,
 )
 
 
@@ -45,9 +43,7 @@ BENCH_METRICS = ("psnr", "ssim", "warp-error", "cdc", "colourfulness", "chroma-e
 @click.option("--compare", "compare", multiple=True, metavar="SPEC", help="Also score and time this model (repeatable; any --model SPEC) in the same run, for rows and speed ratios measured alike.")
 @click.option("--speed-frames", type=click.IntRange(8), default=48, show_default=True, help="Frames timed for speed.")
 @click.option("--repeats", type=click.IntRange(1), default=3, show_default=True, help="Speed repetitions (median reported).")
-@device_option
-@backend_option
-@precision_option
+@runtime_options
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write every number, the settings and the environment here.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Also write a CSV of the per-clip rows.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or tables.")

@@ -261,6 +261,12 @@ precision_option = click.option(
 )
 
 
+def runtime_options(fn):
+    """--device, --backend and --precision: where and how the network runs, as every command
+    that colourises takes them."""
+    return device_option(backend_option(precision_option(fn)))
+
+
 def _resume_hint(step: int, run) -> str:
     return f"at step {step} (checkpoint saved); continue with: vcgan train --resume {run}"
 

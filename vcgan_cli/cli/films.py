@@ -28,13 +28,11 @@ from .common import (
     _stop_on_signals,
     _warn,
     _write_text,
-    backend_option,
-    device_option,
     err,
     main,
     model_option,
-    precision_option,
     raw_option,
+    runtime_options,
     size_option,
 )
 
@@ -169,9 +167,7 @@ def _colorize_batch(films, output, model, device, backend, precision, settings, 
     show_default=True,
     help="Scene-cut detection: higher finds more cuts.",
 )
-@device_option
-@backend_option
-@precision_option
+@runtime_options
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists (the input is never replaced).")
 @click.option("--report", type=click.Path(path_type=Path), help="Also write a JSON summary (frames, shot starts, timing) here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary; errors and warnings only.")
@@ -271,9 +267,7 @@ def colorize(inputs, raw_output, model, size, codec, crf, raw, no_scene_detect, 
 @size_option
 @click.option("--no-scene-detect", is_flag=True, help="Do not look for scene cuts.")
 @click.option("--scene-sensitivity", type=click.FloatRange(0.1, 10.0), default=1.0, show_default=True, help="Scene-cut detection: higher finds more cuts.")
-@device_option
-@backend_option
-@precision_option
+@runtime_options
 @click.option("--overwrite", is_flag=True, help="Replace the sheet if it exists.")
 @click.option("--quiet", "-q", is_flag=True, help="Print errors and warnings only.")
 def preview(film, output, frames, model, size, no_scene_detect, scene_sensitivity, device, backend, precision, overwrite, quiet):

@@ -17,13 +17,11 @@ from .common import (
     _run,
     _say,
     _warn,
-    backend_option,
-    device_option,
     err,
     main,
     model_option,
-    precision_option,
     raw_option,
+    runtime_options,
     size_option,
 )
 
@@ -33,9 +31,7 @@ from .common import (
 @model_option
 @size_option
 @raw_option
-@device_option
-@backend_option
-@precision_option
+@runtime_options
 @click.option("--overwrite", is_flag=True, help="Replace outputs that exist (inputs are never replaced).")
 @click.option("--quiet", "-q", is_flag=True, help="Print errors and warnings only.")
 def image(inputs, raw_output, model, size, raw, device, backend, precision, overwrite, quiet):
