@@ -7,7 +7,7 @@ import sys
 import click
 
 from . import bench, films, models, photos, train  # noqa: F401 - each registers its commands on `main`
-from .common import Duration, _fail, main
+from .common import Duration, fail, main
 from .films import colorize
 
 __all__ = ["Duration", "colorize", "entry", "main"]
@@ -22,9 +22,9 @@ def entry() -> None:
         sys.exit(0)
     except click.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx else "vcgan"
-        _fail(f"{exc.format_message()} (see: {command} --help)", 2)
+        fail(f"{exc.format_message()} (see: {command} --help)", 2)
     except click.ClickException as exc:
-        _fail(exc.format_message(), exc.exit_code)
+        fail(exc.format_message(), exc.exit_code)
     except click.exceptions.Abort:
-        _fail("interrupted", 130)
+        fail("interrupted", 130)
     sys.exit(code if isinstance(code, int) else 0)

@@ -10,10 +10,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from .common import (
-    _check_result_file,
-    _fail,
-    _run,
-    _write_text,
+    check_result_file,
+    fail,
+    run_guarded,
+    write_text_file,
     err,
     main,
     model_option,
@@ -63,18 +63,18 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
     quality = tuple(m for m in METRICS if m in names or "all" in names)
     want_speed = "speed" in names or ("all" in names and predictions is None)
     if predictions is not None and "speed" in names:
-        _fail("--metric speed needs a model, not --predictions")
+        fail("--metric speed needs a model, not --predictions")
     if predictions is not None and model is not None:
-        _fail("give --model or --predictions, not both")
+        fail("give --model or --predictions, not both")
     if predictions is not None and compare:
-        _fail("--compare needs a model, not --predictions")
+        fail("--compare needs a model, not --predictions")
     if predictions is not None and (references or set(recurrences) != {"gray"}):
-        _fail("--recurrence and --references need a model, not --predictions")
+        fail("--recurrence and --references need a model, not --predictions")
     recurrences = tuple(dict.fromkeys(recurrences))
     for path, option in ((json_path, "--json"), (csv_path, "--csv")):  # re-running a bench replaces its own results
-        _check_result_file(path, option, overwrite=True, protected=(data, predictions), trees=(data, predictions))
+        check_result_file(path, option, overwrite=True, protected=(data, predictions), trees=(data, predictions))
     if json_path is not None and csv_path is not None and json_path.absolute() == csv_path.absolute():
-        _fail(f"--json and --csv are the same file {json_path}; give two")
+        fail(f"--json and --csv are the same file {json_path}; give two")
 
     def work():
         colorizer = None
@@ -133,7 +133,7 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
                 status.stop()
         return report
 
-    report = _run(work)
+    report = run_guarded(work)
     out = Console(highlight=False)
     if "quality" in report and not quiet:
         q = report["quality"]
@@ -175,7 +175,7 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
                 ratios = ", ".join(f"{r:.2f}" for r in e["network_time_ratio"])
                 out.print(f"network time per frame, {report['environment'].get('model')} / {escape(label)}: {ratios}")
     if json_path:
-        _run(lambda: _write_text(json_path, json.dumps(report, indent=2) + "\n", overwrite=True))
+        run_guarded(lambda: write_text_file(json_path, json.dumps(report, indent=2) + "\n", overwrite=True))
     if csv_path and "quality" in report:
         import csv
 
@@ -187,6 +187,6 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
             for row, body in q["rows"].items():
                 for clip, summ in [*body["clips"].items(), ("mean", body["mean"])]:
                     w.writerow([row, clip, *[summ.get(m) for m in q["metrics"]], summ.get("frames")])
-            _write_text(csv_path, text.getvalue(), overwrite=True)
+            write_text_file(csv_path, text.getvalue(), overwrite=True)
 
-        _run(write_csv)
+        run_guarded(write_csv)

@@ -22,25 +22,25 @@ err = Console(stderr=True, highlight=False)
 CODEC_EXT = {name: c.extension for name, c in CODECS.items()}
 
 
-def _say(label: str, message: str) -> None:
+def print_line(label: str, message: str) -> None:
     """One message on stderr; ``message`` is plain text (file names may hold [brackets])."""
     err.print(f"{label} {escape(message)}", soft_wrap=True)
 
 
-def _warn(message: str) -> None:
-    _say("[yellow]warning:[/]", message)
+def print_warning(message: str) -> None:
+    print_line("[yellow]warning:[/]", message)
 
 
-def _note(message: str) -> None:
-    _say("[yellow]note:[/]", message)
+def print_note(message: str) -> None:
+    print_line("[yellow]note:[/]", message)
 
 
-def _fail(message: str, code: int = 1) -> None:
-    _say("[bold red]error:[/]", message)
+def fail(message: str, code: int = 1) -> None:
+    print_line("[bold red]error:[/]", message)
     sys.exit(code)
 
 
-class _Signalled(KeyboardInterrupt):
+class Signalled(KeyboardInterrupt):
     """SIGTERM or SIGHUP, raised where the main thread is, so the work stops as on Ctrl-C
     (temporary files removed, nothing left under an output name)."""
 
@@ -50,7 +50,7 @@ class _Signalled(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def _stop_on_signals(stopper=None):
+def stop_on_signals(stopper=None):
     """While a command works: SIGTERM (``kill``, a job scheduler) and SIGHUP (a closed
     terminal) interrupt it as Ctrl-C does. With ``stopper`` (a pipeline.StopRequest) all
     three first ask the film being colourised to stop after its frame and keep its work;
@@ -68,7 +68,7 @@ def _stop_on_signals(stopper=None):
             return
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
-        raise _Signalled(signum)
+        raise Signalled(signum)
 
     previous = {}
     for name in ("SIGTERM", "SIGHUP", *(("SIGINT",) if stopper is not None else ())):
@@ -82,23 +82,23 @@ def _stop_on_signals(stopper=None):
             signal.signal(sig, old)
 
 
-def _resume_command() -> str:
+def resume_command() -> str:
     import shlex
 
     args = sys.argv[1:]
     return shlex.join(["vcgan", *args, *(() if "--resume" in args else ("--resume",))])
 
 
-def _fail_interrupted(exc) -> None:
+def fail_interrupted(exc) -> None:
     """One line for a run stopped by a signal, and the command that continues it."""
-    _say("[bold red]stopped[/]", str(exc).removeprefix("stopped "))
+    print_line("[bold red]stopped[/]", str(exc).removeprefix("stopped "))
     if exc.partial:
-        _say("[yellow]resume with:[/]", _resume_command())
+        print_line("[yellow]resume with:[/]", resume_command())
     sys.exit(exc.exit_code)
 
 
-def _error_text(exc: Exception) -> str:
-    """One line for a failure of one item in a batch (what :func:`_run` would print)."""
+def error_text(exc: Exception) -> str:
+    """One line for a failure of one item in a batch (what :func:`run_guarded` would print)."""
     if isinstance(exc, VcganError):
         return str(exc)
     if isinstance(exc, OSError):
@@ -107,76 +107,76 @@ def _error_text(exc: Exception) -> str:
     return f"unexpected {type(exc).__name__}: {first} (set VCGAN_DEBUG=1 for a traceback)"
 
 
-def _run(fn, stopper=None):
+def run_guarded(fn, stopper=None):
     """Run ``fn`` turning every known failure into one line and a non-zero exit."""
     try:
-        with _stop_on_signals(stopper):
+        with stop_on_signals(stopper):
             return fn()
     except Interrupted as exc:
-        _fail_interrupted(exc)
+        fail_interrupted(exc)
     except VcganError as exc:
-        _fail(str(exc), exc.exit_code)
-    except _Signalled as exc:
+        fail(str(exc), exc.exit_code)
+    except Signalled as exc:
         import signal
 
-        _fail(f"stopped by {signal.Signals(exc.signum).name}; no output was written", 128 + exc.signum)
+        fail(f"stopped by {signal.Signals(exc.signum).name}; no output was written", 128 + exc.signum)
     except KeyboardInterrupt:
-        _fail("interrupted; no output was written", 130)
+        fail("interrupted; no output was written", 130)
     except OSError as exc:  # full disk, permissions
-        _fail(f"{files.os_error_text(exc)}{f': {exc.filename}' if exc.filename else ''}")
+        fail(f"{files.os_error_text(exc)}{f': {exc.filename}' if exc.filename else ''}")
     except Exception as exc:  # noqa: BLE001
         if os.environ.get("VCGAN_DEBUG"):
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        _fail(f"unexpected {type(exc).__name__}: {first} (set VCGAN_DEBUG=1 for a traceback)", 2)
+        fail(f"unexpected {type(exc).__name__}: {first} (set VCGAN_DEBUG=1 for a traceback)", 2)
 
 
-def _check_parent(path: Path | None, option: str) -> None:
+def check_parent(path: Path | None, option: str) -> None:
     """Refuse up front (not after hours of work) a result file whose folder does not exist."""
     if path is not None and not path.absolute().parent.is_dir():
-        _fail(f"{option} {path}: folder {path.absolute().parent} does not exist")
+        fail(f"{option} {path}: folder {path.absolute().parent} does not exist")
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
     try:
         return a.exists() and b.exists() and os.path.samefile(a, b)
     except OSError:
         return False
 
 
-def _check_result_file(path: Path | None, option: str, *, overwrite: bool, protected=(), trees=()) -> None:
+def check_result_file(path: Path | None, option: str, *, overwrite: bool, protected=(), trees=()) -> None:
     """Refuse up front a result file (a report, a JSON or CSV) that would destroy something:
     a folder, one of the run's own inputs or outputs (``protected``; never, even with
     --overwrite), a file inside a data tree it reads (``trees``), or an existing file
     without --overwrite."""
     if path is None:
         return
-    _check_parent(path, option)
+    check_parent(path, option)
     problem = files.target_problem(path)
     if problem:
-        _fail(f"{option} {path}: {problem}")
+        fail(f"{option} {path}: {problem}")
     if path.is_dir():
-        _fail(f"{option} {path}: is a folder; give a file name")
+        fail(f"{option} {path}: is a folder; give a file name")
     for other in protected:
-        if other is not None and (_same_file(path, Path(other)) or path.absolute() == Path(other).absolute()):
-            _fail(f"{option} {path}: is also one of this run's inputs or outputs; give another file")
+        if other is not None and (same_file(path, Path(other)) or path.absolute() == Path(other).absolute()):
+            fail(f"{option} {path}: is also one of this run's inputs or outputs; give another file")
     for tree in trees:
         if tree is not None and Path(tree).is_dir():
             root = Path(tree).resolve()
             if root == path.resolve().parent or root in path.resolve().parents:
-                _fail(f"{option} {path}: is inside {tree}, which this run reads; write it elsewhere")
+                fail(f"{option} {path}: is inside {tree}, which this run reads; write it elsewhere")
     if path.exists() and not overwrite:
-        _fail(f"{option} {path}: exists (pass --overwrite to replace it)")
+        fail(f"{option} {path}: exists (pass --overwrite to replace it)")
 
 
-def _write_text(path: Path, text: str, *, overwrite: bool) -> None:
+def write_text_file(path: Path, text: str, *, overwrite: bool) -> None:
     try:
         files.write_atomic(path, text, overwrite=overwrite)
     except OSError as exc:
         raise VcganError(f"cannot write {path}: {files.os_error_text(exc)}") from None
 
 
-class _LazyProgress:
+class LazyProgress:
     """A rich progress bar that appears with the first frame (so an input rejected up front
     prints its error line alone), fed by the core's progress callback."""
 
@@ -200,7 +200,7 @@ class _LazyProgress:
             return
         if self.bar is None:
             if self.note:
-                _note(self.note)
+                print_note(self.note)
             # fits 80 columns: the name is cut (not the counts) and the bar takes what is left
             self.bar = Progress(
                 TextColumn("{task.description}", table_column=Column(max_width=26, overflow="ellipsis", no_wrap=True)),
@@ -267,7 +267,7 @@ def runtime_options(fn):
     return device_option(backend_option(precision_option(fn)))
 
 
-def _resume_hint(step: int, run) -> str:
+def resume_hint(step: int, run) -> str:
     return f"at step {step} (checkpoint saved); continue with: vcgan train --resume {run}"
 
 
@@ -304,7 +304,7 @@ def main() -> None:
     """Colourise black-and-white films and photographs with VCGAN."""
 
 
-def _inputs_and_output(output_help: str):
+def inputs_and_output(output_help: str):
     """INPUTS (files or folders) and -o/--output (a file for one input, else a folder), as
     `colorize` and `image` both take them."""
 
@@ -315,7 +315,7 @@ def _inputs_and_output(output_help: str):
     return apply
 
 
-def _expand_films(inputs: tuple[Path, ...]) -> list[Path]:
+def expand_films(inputs: tuple[Path, ...]) -> list[Path]:
     """The films named: files as given, folders as the videos in them (not hidden files, not
     their own earlier NAME_color outputs)."""
     from ..media import VIDEO_EXTENSIONS
@@ -328,7 +328,7 @@ def _expand_films(inputs: tuple[Path, ...]) -> list[Path]:
                 if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS and not f.name.startswith(".") and not f.stem.endswith("_color")
             )
             if not found:
-                _fail(f"{p}: no videos ({', '.join(VIDEO_EXTENSIONS[:6])}, ...) in this folder")
+                fail(f"{p}: no videos ({', '.join(VIDEO_EXTENSIONS[:6])}, ...) in this folder")
             films.extend(found)
         else:
             films.append(p)
@@ -336,6 +336,6 @@ def _expand_films(inputs: tuple[Path, ...]) -> list[Path]:
 
 
 #: A film of a batch being resumed whose output was finished by the run before.
-_DONE_BEFORE = object()
+DONE_BEFORE = object()
 
 

@@ -13,21 +13,21 @@ from ..codecs import CODECS, CRF_BOUNDS, codec_help, crf_help
 from ..errors import Interrupted, VcganError
 from .common import (
     CODEC_EXT,
-    _DONE_BEFORE,
-    _LazyProgress,
-    _Signalled,
-    _check_result_file,
-    _error_text,
-    _expand_films,
-    _fail,
-    _fail_interrupted,
-    _inputs_and_output,
-    _note,
-    _run,
-    _say,
-    _stop_on_signals,
-    _warn,
-    _write_text,
+    DONE_BEFORE,
+    LazyProgress,
+    Signalled,
+    check_result_file,
+    error_text,
+    expand_films,
+    fail,
+    fail_interrupted,
+    inputs_and_output,
+    print_note,
+    run_guarded,
+    print_line,
+    stop_on_signals,
+    print_warning,
+    write_text_file,
     err,
     main,
     model_option,
@@ -51,20 +51,20 @@ def _colorize_batch(films, output, model, device, backend, precision, settings, 
     stopper = StopRequest()
     if output is not None:
         if output.exists() and not output.is_dir():
-            _fail(f"{output} is a file; several inputs need an output folder")
+            fail(f"{output} is a file; several inputs need an output folder")
         if files.name_problem(output):
-            _fail(f"{output}: {files.name_problem(output)}")
+            fail(f"{output}: {files.name_problem(output)}")
     targets = [(output if output is not None else f.parent) / f"{f.stem}_color{CODEC_EXT[codec]}" for f in films]
     seen: dict[Path, Path] = {}
     for film, target in zip(films, targets):
         key = target.absolute()
         if key in seen:
-            _fail(f"{seen[key]} and {film} would both be written to {target}; give them separate runs or folders")
+            fail(f"{seen[key]} and {film} would both be written to {target}; give them separate runs or folders")
         seen[key] = film
-    _check_result_file(report, "--report", overwrite=overwrite, protected=(*films, *targets))
+    check_result_file(report, "--report", overwrite=overwrite, protected=(*films, *targets))
     if output is not None and not output.exists():
-        _run(lambda: output.mkdir(parents=True))
-    colorizer = _run(lambda: load_model(model, device=device, precision=precision, backend=backend))
+        run_guarded(lambda: output.mkdir(parents=True))
+    colorizer = run_guarded(lambda: load_model(model, device=device, precision=precision, backend=backend))
     note = None if colorizer.weights.trained else f"model {colorizer.name!r} has random weights: expect noise colours"
 
     # probe every film first: the broken ones are named at once, and the bar knows the total
@@ -73,17 +73,17 @@ def _colorize_batch(films, output, model, device, backend, precision, settings, 
     for film, target in zip(films, targets):
         if settings["resume"] and not overwrite and target.exists() and not partial_dir(target).exists():
             counts.append(0)
-            outcome.append((film, target, _DONE_BEFORE))  # finished by the run being resumed
+            outcome.append((film, target, DONE_BEFORE))  # finished by the run being resumed
             continue
         try:
-            with _stop_on_signals():
+            with stop_on_signals():
                 counts.append(MediaReader(film).info.frame_count)
             outcome.append((film, target, None))
         except (VcganError, OSError) as exc:
             counts.append(0)
             outcome.append((film, target, exc))
-            _say("[bold red]error:[/]", f"{film}: {_error_text(exc)}" if str(film) not in _error_text(exc) else _error_text(exc))
-    bar = _LazyProgress(quiet, "", note)
+            print_line("[bold red]error:[/]", f"{film}: {error_text(exc)}" if str(film) not in error_text(exc) else error_text(exc))
+    bar = LazyProgress(quiet, "", note)
     bar.grand_total = sum(c or 0 for c in counts) if all(counts[i] for i, o in enumerate(outcome) if o[2] is None) else None
     done = 0
     try:
@@ -92,18 +92,18 @@ def _colorize_batch(films, output, model, device, backend, precision, settings, 
                 continue  # broken, or finished before
             bar.next_film(f"[{k + 1}/{len(films)}] {escape(film.name)}", done)
             try:
-                with _stop_on_signals(stopper):
+                with stop_on_signals(stopper):
                     result = colorize_video(film, target, model=colorizer, progress=bar.update, stop=stopper, **settings)
             except Interrupted as exc:
                 bar.stop()
-                _fail_interrupted(exc)
+                fail_interrupted(exc)
             except Exception as exc:  # noqa: BLE001 - one bad film must not stop a batch (Ctrl-C and signals do)
                 if os.environ.get("VCGAN_DEBUG"):
                     raise
                 outcome[k] = (film, target, exc)
                 bar.stop()
                 bar.bar = None
-                _say("[bold red]error:[/]", _error_text(exc) if str(film) in _error_text(exc) else f"{film}: {_error_text(exc)}")
+                print_line("[bold red]error:[/]", error_text(exc) if str(film) in error_text(exc) else f"{film}: {error_text(exc)}")
                 done += counts[k] or 0
                 continue
             outcome[k] = (film, target, result)
@@ -111,43 +111,43 @@ def _colorize_batch(films, output, model, device, backend, precision, settings, 
             for w in result.warnings:
                 bar.stop()
                 bar.bar = None
-                _warn(f"{film.name}: {w}")
-    except _Signalled as exc:
+                print_warning(f"{film.name}: {w}")
+    except Signalled as exc:
         import signal
 
         bar.stop()
-        _fail(f"stopped by {signal.Signals(exc.signum).name}; the film being written was not kept", 128 + exc.signum)
+        fail(f"stopped by {signal.Signals(exc.signum).name}; the film being written was not kept", 128 + exc.signum)
     except KeyboardInterrupt:
         bar.stop()
-        _fail("interrupted; the film being written was not kept", 130)
+        fail("interrupted; the film being written was not kept", 130)
     finally:
         bar.stop()
     failed = [o for o in outcome if isinstance(o[2], BaseException)]
     if report:
         entries = [
-            {"input": str(f), "output": str(t), "error": _error_text(r)} if isinstance(r, BaseException)
-            else {"input": str(f), "output": str(t), "done_before": True} if r is _DONE_BEFORE else r.to_dict()
+            {"input": str(f), "output": str(t), "error": error_text(r)} if isinstance(r, BaseException)
+            else {"input": str(f), "output": str(t), "done_before": True} if r is DONE_BEFORE else r.to_dict()
             for f, t, r in outcome
         ]
-        _run(lambda: _write_text(report, json.dumps({"films": entries}, indent=2) + "\n", overwrite=overwrite))
+        run_guarded(lambda: write_text_file(report, json.dumps({"films": entries}, indent=2) + "\n", overwrite=overwrite))
     if not quiet:
         table = Table(title=f"{len(films) - len(failed)} of {len(films)} films colourised")  # done before included
         for column in ("film", "output", "frames", "fps", "result"):
             table.add_column(column)
         for f, t, r in outcome:
             if isinstance(r, BaseException):
-                table.add_row(escape(str(f)), "—", "—", "—", f"[red]failed[/]: {escape(_error_text(r))}")
-            elif r is _DONE_BEFORE:
+                table.add_row(escape(str(f)), "—", "—", "—", f"[red]failed[/]: {escape(error_text(r))}")
+            elif r is DONE_BEFORE:
                 table.add_row(escape(str(f)), escape(str(t)), "—", "—", "[green]done before[/] (kept)")
             else:
                 table.add_row(escape(str(f)), escape(str(t)), str(r.frames), f"{r.fps:.1f}", "[green]ok[/]" + (f", {len(r.warnings)} warning(s)" if r.warnings else ""))
         err.print(table)
     if failed:
-        _fail(f"{len(failed)} of {len(films)} films failed")
+        fail(f"{len(failed)} of {len(films)} films failed")
 
 
 @main.command()
-@_inputs_and_output("Output video (one input; default INPUT_color.mp4), or a folder for several inputs or folders of films (default: beside each).")
+@inputs_and_output("Output video (one input; default INPUT_color.mp4), or a folder for several inputs or folders of films (default: beside each).")
 @model_option
 @size_option
 @click.option(
@@ -188,10 +188,10 @@ def colorize(inputs, raw_output, model, size, codec, crf, raw, no_scene_detect, 
     from ..pipeline import StopRequest, colorize_video
     from ..runtime import load_model
 
-    films = _expand_films(inputs)
+    films = expand_films(inputs)
     output = Path(raw_output) if raw_output is not None else None
     if output is not None and files.name_problem(output):
-        _fail(f"cannot write {output}: {files.name_problem(output)}")
+        fail(f"cannot write {output}: {files.name_problem(output)}")
     as_folder = len(films) > 1 or any(p.is_dir() for p in inputs) or (
         output is not None and (str(raw_output).endswith(("/", os.sep)) or output.is_dir())
     )
@@ -204,42 +204,42 @@ def colorize(inputs, raw_output, model, size, codec, crf, raw, no_scene_detect, 
     from ..pipeline import parse_position
 
     if (reference is not None or references is not None) and (len(films) > 1 or any(p.is_dir() for p in inputs)):
-        _fail("key frames (--reference, --references) belong to one film; give one input")
-    keys = _run(lambda: KeyFrames.load(reference, references))  # an unreadable one fails now, before any work
+        fail("key frames (--reference, --references) belong to one film; give one input")
+    keys = run_guarded(lambda: KeyFrames.load(reference, references))  # an unreadable one fails now, before any work
     if keys is not None:
         settings["references"] = keys
 
     for value, what in ((start, "--start"), (end, "--end")):
         if value is not None:
-            _run(lambda v=value, w=what: parse_position(v, w))  # a typo fails now, not after the model loads
+            run_guarded(lambda v=value, w=what: parse_position(v, w))  # a typo fails now, not after the model loads
     if as_folder and output is not None and not output.is_dir() and output.suffix.lower() in CONTAINERS:
         what = "a folder of films" if any(p.is_dir() for p in inputs) else f"{len(films)} films"
-        _fail(f"{' '.join(map(str, inputs))}: {what} need -o to be a folder, not the file name {output}")
+        fail(f"{' '.join(map(str, inputs))}: {what} need -o to be a folder, not the file name {output}")
     if as_folder:
         return _colorize_batch(films, output, model, device, backend, precision, settings, report, quiet)
     input = films[0]
     if output is None:
         output = input.with_name(f"{input.stem}_color{CODEC_EXT[codec]}")
-    _check_result_file(report, "--report", overwrite=overwrite, protected=(input, output))
+    check_result_file(report, "--report", overwrite=overwrite, protected=(input, output))
     if resume and not overwrite and output.exists() and not partial_dir(output).exists():
-        _note(f"{output} is finished already: there is no work in progress to resume ({partial_dir(output).name})")
+        print_note(f"{output} is finished already: there is no work in progress to resume ({partial_dir(output).name})")
         return
     stopper = StopRequest()
 
     def work():
         colorizer = load_model(model, device=device, precision=precision, backend=backend)
         note = None if colorizer.weights.trained else f"model {colorizer.name!r} has random weights: expect noise colours"
-        bar = _LazyProgress(quiet, f"Colourising {escape(input.name)}", note)
+        bar = LazyProgress(quiet, f"Colourising {escape(input.name)}", note)
         try:
             return colorize_video(input, output, model=colorizer, progress=bar.update, stop=stopper, **settings)
         finally:
             bar.stop()
 
-    result = _run(work, stopper)
+    result = run_guarded(work, stopper)
     for w in result.warnings:
-        _warn(w)
+        print_warning(w)
     if report:
-        _run(lambda: _write_text(report, json.dumps(result.to_dict(), indent=2) + "\n", overwrite=overwrite))
+        run_guarded(lambda: write_text_file(report, json.dumps(result.to_dict(), indent=2) + "\n", overwrite=overwrite))
     if not quiet:
         cuts = [i for i in result.shot_starts if i > 0]
         cut_text = f" (cuts at frames {', '.join(map(str, cuts[:8]))}{', …' if len(cuts) > 8 else ''})" if cuts else ""
@@ -281,16 +281,16 @@ def preview(film, output, frames, model, size, no_scene_detect, scene_sensitivit
     def work():
         colorizer = load_model(model, device=device, precision=precision, backend=backend)
         note = None if colorizer.weights.trained else f"model {colorizer.name!r} has random weights: expect noise colours"
-        bar = _LazyProgress(quiet, f"Previewing {escape(film.name)}", note)
+        bar = LazyProgress(quiet, f"Previewing {escape(film.name)}", note)
         try:
             return preview_film(film, output, model=colorizer, frames=frames, size=size, detect_cuts=not no_scene_detect,
                                 cut_sensitivity=scene_sensitivity, overwrite=overwrite, progress=bar.update)
         finally:
             bar.stop()
 
-    result = _run(work)
+    result = run_guarded(work)
     for w in result.warnings:
-        _warn(w)
+        print_warning(w)
     if not quiet:
         cuts = ", ".join(f"{t:.2f}" for t in result.cuts[:12]) + (", …" if len(result.cuts) > 12 else "")
         err.print(

@@ -11,12 +11,12 @@ from rich.markup import escape
 from .. import files
 from ..errors import VcganError
 from .common import (
-    _fail,
-    _inputs_and_output,
-    _note,
-    _run,
-    _say,
-    _warn,
+    fail,
+    inputs_and_output,
+    print_note,
+    run_guarded,
+    print_line,
+    print_warning,
     err,
     main,
     model_option,
@@ -27,7 +27,7 @@ from .common import (
 
 
 @main.command()
-@_inputs_and_output("Output file (one input) or folder (default: NAME_color.EXT beside each input).")
+@inputs_and_output("Output file (one input) or folder (default: NAME_color.EXT beside each input).")
 @model_option
 @size_option
 @raw_option
@@ -50,28 +50,28 @@ def image(inputs, raw_output, model, size, raw, device, backend, precision, over
                 if f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith(".") and not f.stem.endswith("_color")
             )
             if not found:
-                _fail(f"{p}: no images (JPEG, PNG, TIFF, WebP, BMP) in this folder")
+                fail(f"{p}: no images (JPEG, PNG, TIFF, WebP, BMP) in this folder")
             photos.extend(found)
         elif not p.exists():
-            _fail(f"{p}: no such file or folder")
+            fail(f"{p}: no such file or folder")
         else:
             photos.append(p)
     if output is not None and files.name_problem(output):
-        _fail(f"{output}: {files.name_problem(output)}")
+        fail(f"{output}: {files.name_problem(output)}")
     many = len(photos) > 1 or any(p.is_dir() for p in inputs)
     as_folder = output is not None and (many or str(raw_output).endswith(("/", os.sep)) or output.is_dir())
     if as_folder and output.exists() and not output.is_dir():
-        _fail(f"{output} is a file; several inputs need an output folder")
+        fail(f"{output} is a file; several inputs need an output folder")
     if as_folder and not output.exists():
-        _run(lambda: output.mkdir(parents=True))
+        run_guarded(lambda: output.mkdir(parents=True))
     if output is not None and not as_folder:
         if output.suffix.lower() not in IMAGE_EXTENSIONS:
-            _fail(f"{output}: unknown image extension; use one of {', '.join(IMAGE_EXTENSIONS)}")
+            fail(f"{output}: unknown image extension; use one of {', '.join(IMAGE_EXTENSIONS)}")
         problem = files.folder_problem(output.absolute().parent)
         if problem:
-            _fail(f"{output}: {problem}")
+            fail(f"{output}: {problem}")
 
-    colorizer = _run(lambda: load_model(model, device=device, precision=precision, backend=backend))
+    colorizer = run_guarded(lambda: load_model(model, device=device, precision=precision, backend=backend))
     note = not colorizer.weights.trained and not quiet
     failed = 0
     for src in photos:
@@ -79,28 +79,28 @@ def image(inputs, raw_output, model, size, raw, device, backend, precision, over
         try:
             result = colorize_image(src, dst, model=colorizer, size=size, keep_luma=not raw, overwrite=overwrite)
         except KeyboardInterrupt:
-            _fail("interrupted; the image being written was not kept", 130)
+            fail("interrupted; the image being written was not kept", 130)
         except VcganError as exc:
-            _say("[bold red]error:[/]", str(exc))
+            print_line("[bold red]error:[/]", str(exc))
             failed += 1
             continue
         except OSError as exc:
-            _say("[bold red]error:[/]", f"{src} → {dst}: {files.os_error_text(exc)}")
+            print_line("[bold red]error:[/]", f"{src} → {dst}: {files.os_error_text(exc)}")
             failed += 1
             continue
         except Exception as exc:  # noqa: BLE001 - one bad photo must not stop a batch
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            _say("[bold red]error:[/]", f"{src}: {first}")
+            print_line("[bold red]error:[/]", f"{src}: {first}")
             failed += 1
             continue
         if note:
-            _note(f"model {colorizer.name!r} has random weights: expect noise colours")
+            print_note(f"model {colorizer.name!r} has random weights: expect noise colours")
             note = False
         for w in result.warnings:
-            _warn(w)
+            print_warning(w)
         if not quiet:
             err.print(f"[green]wrote[/] {escape(str(dst))} ({result.size[1]}×{result.size[0]})", soft_wrap=True)
     if failed and len(photos) > 1:
-        _fail(f"{failed} of {len(photos)} images failed")
+        fail(f"{failed} of {len(photos)} images failed")
     if failed:
         sys.exit(1)

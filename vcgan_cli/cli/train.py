@@ -9,10 +9,10 @@ from rich.markup import escape
 from ..errors import VcganError
 from .common import (
     Duration,
-    _fail,
-    _resume_hint,
-    _run,
-    _say,
+    fail,
+    resume_hint,
+    run_guarded,
+    print_line,
     device_option,
     err,
     main,
@@ -122,22 +122,22 @@ def train(time_limit, config_file, out, resume, device, precision, quiet, **opti
         except KeyboardInterrupt:
             if live:
                 live.stop()
-            _fail(f"interrupted {_resume_hint(trainer.step, trainer.out)}", 130)
+            fail(f"interrupted {resume_hint(trainer.step, trainer.out)}", 130)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
             if live:
                 live.stop()
 
-    result = _run(work)
+    result = run_guarded(work)
     if result.get("stopped") == "SIGTERM":
-        _fail(f"stopped by SIGTERM {_resume_hint(result['step'], result['out'])}", 143)
+        fail(f"stopped by SIGTERM {resume_hint(result['step'], result['out'])}", 143)
     if quiet:
         return
     if result.get("stopped") == "time limit":
-        _say("[yellow]time limit:[/]", f"stopped {_resume_hint(result['step'], result['out'])}")
+        print_line("[yellow]time limit:[/]", f"stopped {resume_hint(result['step'], result['out'])}")
     else:
-        _say("[green]done:[/]", f"step {result['step']}, run in {result['out']}; export with: vcgan export {result['out']} -o MODEL_DIR")
+        print_line("[green]done:[/]", f"step {result['step']}, run in {result['out']}; export with: vcgan export {result['out']} -o MODEL_DIR")
 
 
 @main.command("export")
@@ -150,8 +150,8 @@ def export_model(run, output, checkpoint, overwrite, raw_weights):
     """Export a training run as a model folder that `vcgan colorize --model` loads."""
     from ..train.trainer import export
 
-    folder, sha, used = _run(lambda: export(run, output, checkpoint, overwrite, average=not raw_weights))
-    _say("[green]wrote[/]", f"{folder}/model.safetensors from {used} (fp16, sha256 {sha})")
+    folder, sha, used = run_guarded(lambda: export(run, output, checkpoint, overwrite, average=not raw_weights))
+    print_line("[green]wrote[/]", f"{folder}/model.safetensors from {used} (fp16, sha256 {sha})")
 
 
 @main.command("extrapolate")
@@ -173,5 +173,5 @@ def extrapolate_model(older, newer, amount, output, overwrite):
         check_model_folder(output, overwrite)
         return save_weights(extrapolate(load_weights(older), load_weights(newer), amount), output)
 
-    sha = _run(write)
-    _say("[green]wrote[/]", f"{output}/model.safetensors = {newer} + {amount:g} x ({newer} - {older}) (fp16, sha256 {sha})")
+    sha = run_guarded(write)
+    print_line("[green]wrote[/]", f"{output}/model.safetensors = {newer} + {amount:g} x ({newer} - {older}) (fp16, sha256 {sha})")
