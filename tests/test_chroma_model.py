@@ -2,6 +2,7 @@
 encode/decode, the guided upsampling, and training it (tiny-v1, random weights)."""
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
@@ -157,3 +158,43 @@ def test_the_carry_path_starts_as_the_network_without_it_and_sees_the_placeholde
         assert torch.equal(carry(x, x), plain(x, x))  # ... of the colour recurrence only
     with pytest.raises(Exception, match="chroma_carry"):
         ModelConfig(name="x", chroma_carry=True)  # a U-Net has no such path
+
+
+def test_the_gate_holds_the_placeholders_colour_where_open_and_leaves_the_gray_recurrence_alone():
+    """vcgan-lite-v1g's gate: closed, the network's own colour; open, the placeholder's chroma
+    exactly (on the frame's luma); shut where the placeholder's luma is far from the frame's
+    (the flow failed there); never used for a gray placeholder."""
+    from vcgan_cli.models.chroma import rgb_to_cbcr_tensor
+
+    torch.manual_seed(0)
+    plain = build_generator(VARIANTS["tiny-v1"]).eval()
+    gated = build_generator(VARIANTS["tiny-v1g"]).eval()
+    missing, unexpected = gated.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("gate.") for k in missing)
+    x = torch.rand(1, 1, 128, 192) * 2 - 1
+    luma = (x + 1) / 2
+    cbcr = torch.zeros(1, 2, 128, 192)
+    cbcr[:, 1] = 0.3  # a red placeholder on the frame's own luma: the flow was perfect
+    from vcgan_cli.models.chroma import ycbcr_to_rgb_tensor
+
+    red = (ycbcr_to_rgb_tensor(luma, cbcr) * 2 - 1).clamp(-1, 1)
+    with torch.no_grad():
+        assert torch.equal(gated(x, x), plain(x, x))  # gray recurrence: the gate never runs
+        start = rgb_to_cbcr_tensor((gated(x, red) + 1) / 2)
+        own = rgb_to_cbcr_tensor((plain(x, red) + 1) / 2)
+        assert (start - own).abs().max() < 0.05 * 0.6  # it starts nearly closed (g ~ 0.05)
+        gated.gate.out.bias.fill_(30.0)  # open everywhere
+        held = rgb_to_cbcr_tensor((gated(x, red) + 1) / 2)
+        clipped = (red.abs() > 0.999).any(1, keepdim=True).expand_as(held)  # out-of-gamut pixels clip
+        assert (held - rgb_to_cbcr_tensor((red + 1) / 2))[~clipped].abs().max() < 1e-3
+        gated.gate.out.bias.fill_(4.0)  # open (g 0.98) where the placeholder's luma is the frame's ...
+        gated.gate.log_edge.fill_(math.log(100.0))  # ... and shut where it is 0.3 away
+        moved = red.clone()
+        moved[..., :, 96:] = -moved[..., :, 96:]  # the right half: a placeholder that does not match the frame
+        out = rgb_to_cbcr_tensor((gated(x, moved) + 1) / 2)
+        mine = rgb_to_cbcr_tensor((plain(x, moved) + 1) / 2)
+        far = ((((moved + 1) / 2) * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1) - luma[:, 0]).abs() > 0.3
+        assert far.any()
+        assert (out - mine)[:, :, far[0]].abs().max() < 0.02  # where the flow failed: the network's own
+    with pytest.raises(Exception, match="chroma_gate"):
+        ModelConfig(name="x", chroma_gate=True)

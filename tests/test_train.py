@@ -675,23 +675,25 @@ def test_key_framed_clips_are_judged_against_the_truth_itself_not_a_boosted_one(
     assert seen[0.0] > 0.01  # otherwise the boosted truth is
 
 
-def test_training_only_the_carry_path_leaves_the_gray_recurrence_as_it_was(tmp_path, photos):
-    """--train-only carry (vcgan-lite-v1k): only the carry path learns; every other weight and
-    BatchNorm statistic stays the --init model's, so its gray recurrence is that model exactly."""
+@pytest.mark.parametrize("arch, part", [("tiny-v1k", "carry."), ("tiny-v1g", "gate.")])
+def test_training_only_the_carry_path_leaves_the_gray_recurrence_as_it_was(tmp_path, photos, arch, part):
+    """--train-only carry (vcgan-lite-v1k's carry path, -v1g's gate): only that part learns;
+    every other weight and BatchNorm statistic stays the --init model's, so its gray
+    recurrence is that model exactly."""
     from vcgan_cli.models import VARIANTS, build_generator
     from vcgan_cli.weights import save_weights
 
     torch.manual_seed(0)
     base = build_generator(VARIANTS["tiny-v1"])
     save_weights(base, tmp_path / "base")
-    kw = dict(stage=2, model="tiny-v1k", data=[], synthetic_data=[str(photos)], synthetic=1.0, frames=3, w_gan=0.0,
+    kw = dict(stage=2, model=arch, data=[], synthetic_data=[str(photos)], synthetic=1.0, frames=3, w_gan=0.0,
               colour_recurrence=1.0, reference=0.5, train_only="carry", init=str(tmp_path / "base"), lr_g=1e-2, steps=3)
     trainer = Trainer(config(tmp_path, photos, **kw))
     before = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
     trainer.run()
     after = trainer.generator.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
-    assert changed and all(k.startswith("carry.") for k in changed), sorted(changed)
+    assert changed and all(k.startswith(part) for k in changed), sorted(changed)
     from vcgan_cli.weights import load_weights
 
     g = trainer.generator.eval()

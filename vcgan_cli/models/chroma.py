@@ -173,6 +173,31 @@ class CarryPath(nn.Module):
         return self.out(self.hidden(torch.cat((u, cues), 1))) + self.direct(cues)
 
 
+class CarryGate(nn.Module):
+    """vcgan-lite-v1g's gate for the colour recurrence: per pixel, how much of the placeholder's
+    own chroma (the warped previous output, or a key frame) to keep in place of the network's
+    guess: ``out = g * placeholder + (1 - g) * network``. ``g`` is decided at the head's scale
+    from the decoder's features, the placeholder's (Cb, Cr), the network's own (Cb, Cr) and
+    |the placeholder's luma - the frame's| (where the flow failed), brought to the working size,
+    and lowered at full resolution where that luma difference is large (a sharp occlusion
+    edge). Holding a colour is then one number per pixel, which a correction of the head's
+    logits (:class:`CarryPath`) could not learn. It starts nearly closed (g ~ 0.05). It runs
+    only for a three-plane placeholder, so the gray recurrence is exactly the network without it."""
+
+    def __init__(self, features: int, hidden: int = 32):
+        super().__init__()
+        self.hidden = nn.Sequential(nn.Conv2d(features + 5, hidden, 1), nn.ReLU(inplace=True))
+        self.out = nn.Conv2d(hidden, 1, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.constant_(self.out.bias, -3.0)
+        self.log_edge = nn.Parameter(torch.tensor(2.3))  # exp: 10 logits per unit of luma difference
+
+    def forward(self, u: torch.Tensor, cues: torch.Tensor, own: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
+        a = self.out(self.hidden(torch.cat((u.float(), cues.float(), own.float()), 1)))
+        a = F.interpolate(a, size=dy.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.sigmoid(a - self.log_edge.exp() * dy)
+
+
 class EncoderGenerator(nn.Module):
     """``G(x, i)`` for ``mainstream="encoder"`` configs (see the module docstring).
 
@@ -200,7 +225,9 @@ class EncoderGenerator(nn.Module):
         self.bins = ChromaBins(config.chroma_bins) if classes else None
         self.head = nn.Conv2d(2 * c, config.chroma_bins ** 2 if classes else 2, 1)
         self.carry = CarryPath(2 * c, self.head.out_channels) if config.chroma_carry else None
-        #: Train only the carry path (the rest frozen, its BatchNorm statistics too): see train().
+        self.gate = CarryGate(2 * c) if config.chroma_gate else None
+        #: Train only the colour recurrence's parts (carry path, gate; the rest frozen with its
+        #: BatchNorm statistics): see train().
         self.frozen_trunk = False
         self.logits_log: list[torch.Tensor] | None = None
 
@@ -210,9 +237,13 @@ class EncoderGenerator(nn.Module):
         if not self.frozen_trunk:
             return super().train(mode)
         super().train(False)
-        if self.carry is not None:
-            self.carry.train(mode)
+        for part in self.colour_parts():
+            part.train(mode)
         return self
+
+    def colour_parts(self) -> list[nn.Module]:
+        """The modules that run only for the colour recurrence (a three-plane placeholder)."""
+        return [m for m in (self.carry, self.gate) if m is not None]
 
     @staticmethod
     def _placeholder_cues(x: torch.Tensor, i: torch.Tensor, size) -> torch.Tensor:
@@ -241,8 +272,10 @@ class EncoderGenerator(nn.Module):
         u = self.up8(torch.cat((up(u), g8, p8), 1))
         u = self.up4(torch.cat((up(u), g4, p4, self.detail(x)), 1))
         z = self.head(u).float()
-        if self.carry is not None and i.shape[1] == 3:  # the colour recurrence (a gray placeholder: none)
-            z = z + self.carry(u, self._placeholder_cues(x, i, u.shape[-2:])).float()
+        colour = i.shape[1] == 3  # the colour recurrence (a gray placeholder: none of its parts run)
+        cues = self._placeholder_cues(x, i, u.shape[-2:]) if colour and (self.carry or self.gate) else None
+        if self.carry is not None and colour:
+            z = z + self.carry(u, cues).float()
         if self.bins is not None:
             if self.logits_log is not None:  # set by the trainer for a training step
                 self.logits_log.append(z)
@@ -250,5 +283,12 @@ class EncoderGenerator(nn.Module):
         else:
             cbcr = 0.5 * torch.tanh(z)
         luma = (x.float() + 1.0) * 0.5
+        own = cbcr
         cbcr = guided_upsample(cbcr, luma, self.config.guide_radius, self.config.guide_eps)
+        if self.gate is not None and colour:
+            rgb = (i.float() + 1.0) * 0.5
+            held = rgb_to_cbcr_tensor(rgb)
+            dy = (_KR * rgb[:, :1] + _KG * rgb[:, 1:2] + _KB * rgb[:, 2:3] - luma).abs()
+            g = self.gate(u, cues, own, dy)
+            cbcr = g * held + (1.0 - g) * cbcr
         return (ycbcr_to_rgb_tensor(luma, cbcr) * 2.0 - 1.0).to(x.dtype)

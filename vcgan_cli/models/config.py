@@ -56,6 +56,10 @@ class ModelConfig:
     #: for the colour recurrence only; zero-initialised so it starts as the network without it
     #: (models/chroma.py: CarryPath).
     chroma_carry: bool = False
+    #: "encoder" only: a gate that keeps the placeholder's own chroma in place of the network's
+    #: where it can be trusted, per pixel, for the colour recurrence only (models/chroma.py:
+    #: CarryGate).
+    chroma_gate: bool = False
     format_version: int = dataclasses.field(default=FORMAT_VERSION, compare=False)  # of the file, not the network
 
     def __post_init__(self) -> None:
@@ -68,8 +72,9 @@ class ModelConfig:
             raise WeightsError("config: widths must be positive")
         if self.mainstream not in MAINSTREAMS:
             raise WeightsError(f"config: unknown mainstream {self.mainstream!r} (known: {', '.join(MAINSTREAMS)})")
-        if self.chroma_carry and self.mainstream != "encoder":
-            raise WeightsError("config: chroma_carry is a field of the encoder design (mainstream \"encoder\")")
+        for name in ("chroma_carry", "chroma_gate"):
+            if getattr(self, name) and self.mainstream != "encoder":
+                raise WeightsError(f"config: {name} is a field of the encoder design (mainstream \"encoder\")")
         if self.mainstream == "encoder":
             if self.chroma_head not in CHROMA_HEADS:
                 raise WeightsError(f"config: unknown chroma_head {self.chroma_head!r} (known: {', '.join(CHROMA_HEADS)})")
@@ -119,9 +124,11 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        if self.colour_recurrence or self.chroma_carry:  # format 4: only a model that has them says so
+        if self.colour_recurrence or self.chroma_carry or self.chroma_gate:  # format 4: only a model that has them says so
+            if not self.chroma_gate:
+                del data["chroma_gate"]  # ... and format-4 files written before the gate stay as they were
             return data
-        del data["colour_recurrence"], data["chroma_carry"]  # ... so the files before it stay as they were
+        del data["colour_recurrence"], data["chroma_carry"], data["chroma_gate"]  # ... so the files before it stay as they were
         if self.mainstream == "encoder":  # format 3, every field
             data["format_version"] = min(self.format_version, 3)
             return data
@@ -174,6 +181,15 @@ VARIANTS: dict[str, ModelConfig] = {
     "vcgan-lite-v1k": ModelConfig(
         name="vcgan-lite", base_width=32, extractor="efficientnet-lite0", extractor_channels=256,
         nonlocal_blocks=0, mainstream="encoder", chroma_head="classes", chroma_carry=True,
+    ),
+    # v1c with the colour recurrence's gate (keeps the placeholder's chroma where it can be trusted)
+    "vcgan-lite-v1g": ModelConfig(
+        name="vcgan-lite", base_width=32, extractor="efficientnet-lite0", extractor_channels=256,
+        nonlocal_blocks=0, mainstream="encoder", chroma_head="classes", chroma_gate=True,
+    ),
+    "tiny-v1g": ModelConfig(
+        name="tiny-v1", base_width=4, extractor="tiny", extractor_channels=8, nonlocal_blocks=0,
+        mainstream="encoder", chroma_head="classes", chroma_bins=4, pfe_width=4, chroma_gate=True,
     ),
     "tiny-v1k": ModelConfig(
         name="tiny-v1", base_width=4, extractor="tiny", extractor_channels=8, nonlocal_blocks=0,

@@ -170,8 +170,8 @@ class TrainConfig:
                 raise VcganError(f"{name.replace('_', '-')} must be between 0 and 1, got {value!r}")
         if c.train_only not in (None, "carry"):
             raise VcganError(f"train-only must be 'carry' (or not given), got {c.train_only!r}")
-        if c.train_only == "carry" and not VARIANTS[c.model].chroma_carry:
-            raise VcganError(f"--train-only carry needs an architecture with a carry path (vcgan-lite-v1k), not {c.model}")
+        if c.train_only == "carry" and not (VARIANTS[c.model].chroma_carry or VARIANTS[c.model].chroma_gate):
+            raise VcganError(f"--train-only carry needs an architecture with a carry path or gate (vcgan-lite-v1k, -v1g), not {c.model}")
         if c.train_only == "carry" and not (c.colour_recurrence or c.reference):
             raise VcganError("--train-only carry trains the colour recurrence's path: give --colour-recurrence or --reference")
         if (c.colour_recurrence or c.reference) and c.stage != 2:
@@ -219,7 +219,7 @@ TRAIN_OPTIONS: tuple[TrainOption, ...] = (
     TrainOption("--synthetic-data", "synthetic_data", "paths", "Stage 2: photos to make clips from by smooth camera motion with exact flow."),
     TrainOption("--synthetic", "synthetic", "float", "Stage 2: share of synthetic clips (default 0.5 when --synthetic-data is given).", 0, 1),
     TrainOption("--val", "val", "path", "Validation clips (DAVIS layout), scored with the bench code."),
-    TrainOption("--model", "model", "text", "Architecture: vcgan-lite-v1 (default, the shipped design), vcgan-lite-v1c (classification head), vcgan-lite-v1k (v1c with a carry path for the colour recurrence), vcgan-lite (v0.4 U-Net), vcgan (the paper) or tiny / tiny-v1."),
+    TrainOption("--model", "model", "text", "Architecture: vcgan-lite-v1 (default, the shipped design), vcgan-lite-v1c (classification head), vcgan-lite-v1k (v1c with a carry path for the colour recurrence), vcgan-lite-v1g (v1c with a gate that holds the placeholder's colour), vcgan-lite (v0.4 U-Net), vcgan (the paper) or tiny / tiny-v1."),
     TrainOption("--init", "init", "path", "Start from a run, checkpoint or exported model (a fine-tune, or stage 2 from stage 1)."),
     TrainOption("--resnet50-in", "resnet50_in", "path", "ImageNet ResNet-50-IN checkpoint for the vcgan extractors."),
     TrainOption("--no-pretrained", "pretrained", "off", "Do not initialise the extractors from ImageNet."),
@@ -240,7 +240,7 @@ TRAIN_OPTIONS: tuple[TrainOption, ...] = (
     TrainOption("--ema-decay", "ema_decay", "float", "Keep a moving average of the generator's weights with this decay (e.g. 0.999; default 0, off); validation, samples and export use it.", 0, 1, True),
     TrainOption("--frames", "frames", "int", "Stage 2: consecutive frames per sample (default 5).", 2, 16),
     TrainOption("--colour-recurrence", "colour_recurrence", "float", "Stage 2: share of clips unrolled with the colour recurrence (the warped previous colour output as the placeholder; `colorize --recurrence colour`). Default 0, the paper's gray recurrence only.", 0, 1, metavar="SHARE"),
-    TrainOption("--train-only", "train_only", "choice", "carry: train only a vcgan-lite-v1k model's carry path (the colour recurrence's), everything else frozen, so its gray recurrence stays the --init model's exactly.", choices=("carry",)),
+    TrainOption("--train-only", "train_only", "choice", "carry: train only the colour recurrence's own parts (vcgan-lite-v1k's carry path, vcgan-lite-v1g's gate), everything else frozen, so its gray recurrence stays the --init model's exactly.", choices=("carry",)),
     TrainOption("--reference", "reference", "float", "Stage 2: share of clips whose first frame is given as a key frame (the true colour frame, as `colorize --reference` gives it), then carried by the colour recurrence. Default 0.", 0, 1, metavar="SHARE"),
     TrainOption("--perceptual", "perceptual", "choice", "Perceptual loss network (auto: VGG-16 if its weights are cached, else EfficientNet-Lite0).", choices=("auto", "vgg16", "efficientnet-lite0", "none")),
     TrainOption("--workers", "workers", "int", "Data-loading worker processes (default 2).", 0),
@@ -462,7 +462,8 @@ class Trainer:
                 ext.freeze_bn = True
         if c.train_only == "carry":
             self.generator.requires_grad_(False)
-            self.generator.carry.requires_grad_(True)
+            for part in self.generator.colour_parts():
+                part.requires_grad_(True)
             self.generator.frozen_trunk = True  # its train() keeps the rest in eval mode
         if c.freeze_extractors:
             for ext in (self.generator.gfe, self.generator.pfe):
