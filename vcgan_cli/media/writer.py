@@ -16,7 +16,7 @@ from .reader import MediaReader
 from .types import AudioPacket, ffmpeg_message, local_path, one_line
 
 from .. import files
-from ..codecs import CODECS, CONTAINERS
+from ..codecs import CODECS, CONTAINERS, gpu_encoder_problem
 
 SUPPORTED_CODECS = tuple(CODECS)
 
@@ -128,6 +128,8 @@ class OutputPlan:
                 f"(or another codec: {', '.join(allowed)})"
             )
         spec = self.spec = CODECS[codec]
+        if spec.gpu and (why := gpu_encoder_problem(codec)):
+            raise MediaError(f"{codec} needs an NVIDIA GPU and its driver, and none opens here ({why}); use libx264")
         if crf is not None:
             if spec.crf is None:
                 raise MediaError(f"--crf does not apply to {codec}; leave it out")
