@@ -1,4 +1,4 @@
-"""The GPU stage-1 script (tools/device/gpu_stage1.py) dry-run on the CPU with the tiny model,
+"""The GPU scripts (tools/device/gpu_stage1.py, gpu_speed.py) dry-run on the CPU with the tiny model,
 so it works the first time it meets a GPU."""
 import importlib.util
 import json
@@ -59,3 +59,28 @@ def test_gpu_stage1_script_dry_runs_on_the_cpu(tmp_path):
     assert model.config.name == "tiny-v1"
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert log and all(e["photos_per_s"] > 0 and np.isfinite(e["l1"]) for e in log)
+
+
+def test_gpu_speed_script_dry_runs_on_the_cpu(tmp_path):
+    """tools/device/gpu_speed.py makes its films, runs the bench's speed test for each film,
+    precision and codec, and records each result as it is made; an encoder that cannot open
+    here (NVENC without an NVIDIA GPU) is recorded as skipped, with the reason."""
+    from vcgan_cli.codecs import gpu_encoder_problem
+
+    out = tmp_path / "out"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "device" / "gpu_speed.py"), "--out", str(out), "--dry-run",
+         "--films", "480p", "--codecs", "libx264", "h264_nvenc"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    entries = [json.loads(line) for line in (out / "speed.jsonl").read_text().splitlines()]
+    assert "environment" in entries[0]
+    rows = [e for e in entries[1:] if "end_to_end_fps" in e]
+    assert [r["codec"] for r in rows][:1] == ["libx264"]
+    x264 = rows[0]
+    assert x264["frames"] == 8 and x264["input_size"] == [60, 106] and x264["end_to_end_fps"] > 0 and x264["network_ms"] > 0
+    nvenc = [e for e in entries if e.get("codec") == "h264_nvenc"]
+    assert len(nvenc) == 1 and (("skipped" in nvenc[0]) == bool(gpu_encoder_problem("h264_nvenc")))
+    assert "e2e fps" in proc.stdout  # the summary table
