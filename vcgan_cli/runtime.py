@@ -132,7 +132,7 @@ class Colorizer:
             what = "key frames (--reference, --references)" if references else "--recurrence colour"
             raise VcganError(
                 f"{what} need a model trained for the colour recurrence; {self.name} ({self.source}) "
-                "was trained for the paper's gray recurrence only"
+                "was trained for the paper's gray recurrence only (no shipped model is trained for it yet)"
             )
 
     @torch.inference_mode()
