@@ -273,7 +273,7 @@ class EncoderGenerator(nn.Module):
         u = self.up4(torch.cat((up(u), g4, p4, self.detail(x)), 1))
         z = self.head(u).float()
         colour = i.shape[1] == 3  # the colour recurrence (a gray placeholder: none of its parts run)
-        cues = self._placeholder_cues(x, i, u.shape[-2:]) if colour and (self.carry or self.gate) else None
+        cues = self._placeholder_cues(x, i, u.shape[-2:]) if colour and self.colour_parts() else None
         if self.carry is not None and colour:
             z = z + self.carry(u, cues).float()
         if self.bins is not None:
