@@ -246,10 +246,9 @@ class EncoderGenerator(nn.Module):
         return [m for m in (self.carry, self.gate) if m is not None]
 
     @staticmethod
-    def _placeholder_cues(x: torch.Tensor, i: torch.Tensor, size) -> torch.Tensor:
-        """(Cb, Cr) of the placeholder (zero for a gray one) and |its luma - the frame's|,
-        area-averaged to ``size`` (the head's): (B, 3, h, w)."""
-        k = (int(x.shape[-2]) // int(size[0]), int(x.shape[-1]) // int(size[1]))  # plain ints (OpenVINO)
+    def _placeholder_planes(x: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        """(Cb, Cr) of the placeholder (zero for a gray one) and |its luma - the frame's|, at the
+        working size: (B, 3, H, W)."""
         luma = (x.float() + 1.0) * 0.5
         if i.shape[1] == 3:
             rgb = (i.float() + 1.0) * 0.5
@@ -258,8 +257,14 @@ class EncoderGenerator(nn.Module):
         else:
             y = (i.float() + 1.0) * 0.5
             cbcr = torch.zeros_like(luma).expand(-1, 2, -1, -1)
-        cues = torch.cat((cbcr, (y - luma).abs()), 1)
-        return F.avg_pool2d(cues, k).to(x.dtype)
+        return torch.cat((cbcr, (y - luma).abs()), 1)
+
+    @staticmethod
+    def _placeholder_cues(x: torch.Tensor, i: torch.Tensor, size, planes: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`_placeholder_planes` area-averaged to ``size`` (the head's): (B, 3, h, w)."""
+        k = (int(x.shape[-2]) // int(size[0]), int(x.shape[-1]) // int(size[1]))  # plain ints (OpenVINO)
+        planes = EncoderGenerator._placeholder_planes(x, i) if planes is None else planes
+        return F.avg_pool2d(planes, k).to(x.dtype)
 
     def forward(self, x: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -273,7 +278,8 @@ class EncoderGenerator(nn.Module):
         u = self.up4(torch.cat((up(u), g4, p4, self.detail(x)), 1))
         z = self.head(u).float()
         colour = i.shape[1] == 3  # the colour recurrence (a gray placeholder: none of its parts run)
-        cues = self._placeholder_cues(x, i, u.shape[-2:]) if colour and self.colour_parts() else None
+        planes = self._placeholder_planes(x, i) if colour and self.colour_parts() else None
+        cues = self._placeholder_cues(x, i, u.shape[-2:], planes) if planes is not None else None
         if self.carry is not None and colour:
             z = z + self.carry(u, cues).float()
         if self.bins is not None:
@@ -286,9 +292,6 @@ class EncoderGenerator(nn.Module):
         own = cbcr
         cbcr = guided_upsample(cbcr, luma, self.config.guide_radius, self.config.guide_eps)
         if self.gate is not None and colour:
-            rgb = (i.float() + 1.0) * 0.5
-            held = rgb_to_cbcr_tensor(rgb)
-            dy = (_KR * rgb[:, :1] + _KG * rgb[:, 1:2] + _KB * rgb[:, 2:3] - luma).abs()
-            g = self.gate(u, cues, own, dy)
-            cbcr = g * held + (1.0 - g) * cbcr
+            g = self.gate(u, cues, own, planes[:, 2:3])  # the placeholder's (Cb, Cr) held, where g says
+            cbcr = g * planes[:, :2] + (1.0 - g) * cbcr
         return (ycbcr_to_rgb_tensor(luma, cbcr) * 2.0 - 1.0).to(x.dtype)
