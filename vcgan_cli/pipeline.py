@@ -10,7 +10,6 @@ Audio packets travel through the same queues, so the muxer receives them in file
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import queue
@@ -861,8 +860,7 @@ def preview_film(
     colorizer = _resolve_model(model, device, precision)
     size = size or colorizer.config.train_size
     detector = SceneCutDetector(cut_sensitivity) if detect_cuts else None
-    with contextlib.ExitStack() as stack:
-        reader = stack.enter_context(MediaReader(src))
+    with MediaReader(src) as reader:
         if dst.exists() and os.path.samefile(dst, reader.path):
             raise VcganError(f"{dst} is the input itself; choose another output name")
         info = reader.info
@@ -880,17 +878,6 @@ def preview_film(
         cuts_only = Recurrence(None, ch, cw, detector=detector)  # its flow half: the shots
         shot = 0
         count = 0
-        # the picked frames go through the network in a worker thread while the pass goes on
-        # (both release the GIL), each as a shot's first frame; a dozen frames: converting
-        # the network would cost more than it saves, so only a cached conversion is used
-        from concurrent.futures import ThreadPoolExecutor
-
-        def network(gray: np.ndarray) -> np.ndarray:
-            with colorizer.few_frames():
-                return colorizer(gray, gray)
-
-        pool = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="vcgan-preview"))
-        coloured = []
         for item in reader.demux():
             if not isinstance(item, Frame):
                 continue
@@ -906,17 +893,14 @@ def preview_film(
                     cuts.append(item.time)
             if len(picked) < frames and item.time - first_time >= targets[len(picked)]:
                 gray = np.clip(resize(item.luma, wh, ww), 0.0, 1.0)
-                coloured.append(pool.submit(network, gray))
                 picked.append((item.index, item.time, shot, gray, np.clip(resize(item.luma, th, tile_width), 0.0, 1.0)))
             if progress is not None and count % 10 == 0:
                 progress(Progress(count, info.frame_count, shot, time.perf_counter() - started))
         if count and len(picked) < frames:  # a film shorter than it says: the last frame
             if not picked or picked[-1][0] != last.index:
                 gray = np.clip(resize(last.luma, wh, ww), 0.0, 1.0)
-                coloured.append(pool.submit(network, gray))
                 picked.append((last.index, last.time, shot, gray, np.clip(resize(last.luma, th, tile_width), 0.0, 1.0)))
         warnings = list(reader.warnings)
-        coloured = [f.result() for f in coloured]  # here, so a failure stops before the sheet
     if not picked:
         raise VcganError(f"{src}: no video frames could be decoded")
 
@@ -944,7 +928,9 @@ def preview_film(
     u8 = lambda a: (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     for n, line in enumerate(title_lines):
         cv2.putText(sheet, line, (gap, 22 + 20 * n), font, 0.5, (240, 240, 240), 1, cv2.LINE_AA)
-    for k, ((index, t, shot_no, _gray, tile_luma), rgb) in enumerate(zip(picked, coloured)):
+    for k, (index, t, shot_no, gray, tile_luma) in enumerate(picked):
+        with colorizer.few_frames():  # a dozen frames: converting the network would cost more
+            rgb = colorizer(gray, gray)
         _, cb, cr = rgb_to_ycbcr(rgb, "bt601")
         colour = np.clip(ycbcr_to_rgb(tile_luma, resize(cb, th, tile_width), resize(cr, th, tile_width), "bt601"), 0, 1)
         r, c = divmod(k, per_row)
