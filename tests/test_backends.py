@@ -107,7 +107,7 @@ def test_a_preview_converts_nothing_but_uses_what_is_cached(cache, tmp_path):
 
 
 @needs_openvino
-@pytest.mark.parametrize("arch", ["tiny-v1", "tiny-v1r", "tiny-v1k", "tiny-v1g"])
+@pytest.mark.parametrize("arch", ["tiny-v1", "tiny-v1r", "tiny-v1k", "tiny-v1g", "tiny-v1gm"])
 def test_the_shipped_design_converts_too(cache, arch):
     """The encoder design with guided upsampling (the default model's): OpenVINO 2026 refused
     its pooling kernel when it was computed from the input's shape, and auto fell back."""
@@ -120,3 +120,6 @@ def test_the_shipped_design_converts_too(cache, arch):
     out = ov(gray, colour)
     assert ov.runner.converted_now == 2 and not ov.notes
     assert np.abs(out - load_model(f"random:{arch}", backend="torch")(gray, colour)).max() < 1e-4
+    keyed = ov(gray, colour, keyed=True)  # a gate that knows key frames: the same shapes, one conversion
+    assert ov.runner.converted_now == 2 and not ov.notes
+    assert np.abs(keyed - load_model(f"random:{arch}", backend="torch")(gray, colour, keyed=True)).max() < 1e-4

@@ -198,3 +198,53 @@ def test_the_gate_holds_the_placeholders_colour_where_open_and_leaves_the_gray_r
         assert (out - mine)[:, :, far[0]].abs().max() < 0.02  # where the flow failed: the network's own
     with pytest.raises(Exception, match="chroma_gate"):
         ModelConfig(name="x", chroma_gate=True)
+
+
+def test_a_gate_that_knows_key_frames_is_told_by_a_fourth_plane_and_can_keep_the_colours_strength():
+    """vcgan-lite-v1gk/-v1gm: the gate sees whether the placeholder carries a key frame (a fourth
+    placeholder plane, +1 keyed, -1 not; a three-plane placeholder reads as not keyed); the
+    "magnitude" blend keeps the linear mix's hue at the mix of the two chromas' strengths, so
+    two disagreeing colours do not average towards gray; fully open or shut it is the linear mix."""
+    from vcgan_cli.models.chroma import CarryGate
+
+    torch.manual_seed(0)
+    g = build_generator(VARIANTS["tiny-v1gm"]).eval()
+    with torch.no_grad():
+        g.gate.out.weight.normal_(0.0, 1.0)  # a gate that has learned something
+    x = torch.rand(1, 1, 128, 192) * 2 - 1
+    colour = torch.rand(1, 3, 128, 192) * 2 - 1
+    plane = lambda v: torch.full((1, 1, 128, 192), v)
+    with torch.no_grad():
+        unkeyed = g(x, torch.cat((colour, plane(-1.0)), 1))
+        assert torch.equal(g(x, colour), unkeyed)
+        assert not torch.allclose(g(x, torch.cat((colour, plane(1.0)), 1)), unkeyed, atol=1e-4)
+        assert torch.equal(g(x, x), g(x, x))  # the gray recurrence: no plane, no gate
+        with pytest.raises(ValueError, match="placeholder of 2 planes"):
+            g(x, torch.cat((x, x), 1))
+    gate = CarryGate(8, blend="magnitude")
+    held = torch.tensor([0.3, 0.0]).view(1, 2, 1, 1)
+    guess = torch.tensor([0.0, 0.3]).view(1, 2, 1, 1)
+    half = torch.full((1, 1, 1, 1), 0.5)
+    linear = CarryGate(8).mix(half, held, guess)
+    kept = gate.mix(half, held, guess)
+    assert torch.allclose(linear, torch.tensor([0.15, 0.15]).view(1, 2, 1, 1))
+    assert torch.allclose(kept, torch.tensor([0.3, 0.3]).view(1, 2, 1, 1) / math.sqrt(2), atol=1e-5)  # linear's hue, 0.3 strong
+    assert torch.allclose(gate.mix(torch.ones_like(half), held, guess), held, atol=1e-6)
+    assert torch.allclose(gate.mix(torch.zeros_like(half), held, guess), guess, atol=1e-6)
+    opposite = gate.mix(half, held, -held)  # no hue to keep: stays gray, no division blow-up
+    assert torch.isfinite(opposite).all() and opposite.abs().max() < 1e-3
+
+
+def test_the_gates_key_and_blend_fields_are_format_5_and_only_where_used(tmp_path):
+    data = VARIANTS["tiny-v1gm"].to_dict()
+    assert data["format_version"] == 5 and data["chroma_gate_keys"] is True and data["chroma_gate_blend"] == "magnitude"
+    assert ModelConfig.from_dict(json.loads(json.dumps(data))) == VARIANTS["tiny-v1gm"]
+    old = VARIANTS["tiny-v1g"].to_dict()  # the gate's files before stay format 4, as they were
+    assert old["format_version"] == 4 and "chroma_gate_keys" not in old and "chroma_gate_blend" not in old
+    torch.manual_seed(0)
+    save_weights(build_generator(VARIANTS["tiny-v1gm"]), tmp_path / "m")
+    assert load_weights(str(tmp_path / "m")).config == VARIANTS["tiny-v1gm"]
+    with pytest.raises(WeightsError, match="fields of the gate"):
+        ModelConfig(name="x", mainstream="encoder", chroma_gate_keys=True)
+    with pytest.raises(WeightsError, match="unknown chroma_gate_blend"):
+        dataclasses.replace(VARIANTS["tiny-v1g"], chroma_gate_blend="cubic")

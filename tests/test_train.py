@@ -636,6 +636,17 @@ def test_unroll_runs_the_colour_recurrence_and_key_frames_per_clip():
     spy2 = _Spy()
     Unroll(spy2, warp_tensor)(gray, flows, pairs)
     assert spy2.placeholders[1].shape[1] == 1
+    # a gate that knows key frames (vcgan-lite-v1gk/-v1gm) is told which clips carry one, as
+    # runtime.Colorizer tells it: a fourth plane, +1 for the key-framed clip, -1 otherwise
+    from vcgan_cli.models import VARIANTS
+
+    spy3 = _Spy()
+    spy3.config = VARIANTS["tiny-v1gm"]
+    Unroll(spy3, warp_tensor)(gray, flows, pairs, colour, reference, first)
+    p3 = spy3.placeholders[1]
+    assert p3.shape[1] == 4 and torch.equal(p3[:, :3], p)
+    assert torch.equal(p3[:, 3], torch.tensor([-1.0, -1.0, 1.0]).view(3, 1, 1).expand(3, h, w))
+    assert spy3.placeholders[0].shape[1] == 1  # the first frame's G(x, x) as before
 
 
 def test_a_run_with_the_colour_recurrence_exports_a_model_that_says_so(tmp_path, photos):
@@ -675,7 +686,7 @@ def test_key_framed_clips_are_judged_against_the_truth_itself_not_a_boosted_one(
     assert seen[0.0] > 0.01  # otherwise the boosted truth is
 
 
-@pytest.mark.parametrize("arch, part", [("tiny-v1k", "carry."), ("tiny-v1g", "gate.")])
+@pytest.mark.parametrize("arch, part", [("tiny-v1k", "carry."), ("tiny-v1g", "gate."), ("tiny-v1gm", "gate.")])
 def test_training_only_the_carry_path_leaves_the_gray_recurrence_as_it_was(tmp_path, photos, arch, part):
     """--train-only carry (vcgan-lite-v1k's carry path, -v1g's gate): only that part learns;
     every other weight and BatchNorm statistic stays the --init model's, so its gray

@@ -217,7 +217,9 @@ class Recurrence:
             self.keyed = True
         elif start:
             self.state = self.model(step.gray, step.gray)  # G(x, x) in either recurrence, as trained
-        elif self.mode == "colour" or self.keyed:
+        elif self.keyed:
+            self.state = self.model(step.gray, warp(self.state, step.flow), keyed=True)
+        elif self.mode == "colour":
             self.state = self.model(step.gray, warp(self.state, step.flow))
         else:
             self.state = self.model(step.gray, warp(rgb_to_gray(self.state), step.flow))

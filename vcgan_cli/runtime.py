@@ -136,13 +136,17 @@ class Colorizer:
             )
 
     @torch.inference_mode()
-    def __call__(self, gray: np.ndarray, placeholder: np.ndarray) -> np.ndarray:
+    def __call__(self, gray: np.ndarray, placeholder: np.ndarray, keyed: bool = False) -> np.ndarray:
         """Colourise one frame: ``gray`` (H, W) and ``placeholder`` (H, W) gray or (H, W, 3)
-        RGB (the colour recurrence), in [0, 1] → RGB (H, W, 3) in [0, 1]. Any size; padded
-        (reflect) to a multiple of 64 for the network."""
+        RGB (the colour recurrence), in [0, 1] → RGB (H, W, 3) in [0, 1]. ``keyed``: the
+        placeholder carries a user's key frame's colour (a model whose gate knows keys is told,
+        by a fourth placeholder plane). Any size; padded (reflect) to a multiple of 64 for the
+        network."""
         h, w = gray.shape
         if placeholder.ndim == 3:
             planes = np.concatenate((to_network(gray)[None], np.moveaxis(to_network(placeholder), 2, 0)))
+            if self.config.chroma_gate_keys:
+                planes = np.concatenate((planes, np.full((1, h, w), 1.0 if keyed else -1.0, planes.dtype)))
         else:
             planes = np.stack((to_network(gray), to_network(placeholder)))
         x = torch.from_numpy(planes[None]).to(self.device, non_blocking=True)  # (1, 1 + C, H, W)

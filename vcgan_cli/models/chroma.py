@@ -184,9 +184,12 @@ class CarryGate(nn.Module):
     logits (:class:`CarryPath`) could not learn. It starts nearly closed (g ~ 0.05). It runs
     only for a three-plane placeholder, so the gray recurrence is exactly the network without it."""
 
-    def __init__(self, features: int, hidden: int = 32):
+    def __init__(self, features: int, hidden: int = 32, keys: bool = False, blend: str = "linear"):
         super().__init__()
-        self.hidden = nn.Sequential(nn.Conv2d(features + 5, hidden, 1), nn.ReLU(inplace=True))
+        self.blend = blend
+        # cues: the placeholder's (Cb, Cr), its luma difference and, with keys, whether it
+        # carries a key frame's colour; plus the network's own (Cb, Cr)
+        self.hidden = nn.Sequential(nn.Conv2d(features + 5 + int(keys), hidden, 1), nn.ReLU(inplace=True))
         self.out = nn.Conv2d(hidden, 1, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.constant_(self.out.bias, -3.0)
@@ -196,6 +199,17 @@ class CarryGate(nn.Module):
         a = self.out(self.hidden(torch.cat((u.float(), cues.float(), own.float()), 1)))
         a = F.interpolate(a, size=dy.shape[-2:], mode="bilinear", align_corners=False)
         return torch.sigmoid(a - self.log_edge.exp() * dy)
+
+    def mix(self, g: torch.Tensor, held: torch.Tensor, guess: torch.Tensor) -> torch.Tensor:
+        """The output chroma: ``g * held + (1 - g) * guess``; with ``blend`` "magnitude" that
+        mix's hue at the mix of the two chromas' magnitudes (at most twice the mix's own), so
+        that where the two disagree the colour does not fade towards gray."""
+        out = g * held + (1.0 - g) * guess
+        if self.blend == "magnitude":
+            norm = lambda t: torch.sqrt((t * t).sum(1, keepdim=True) + 1e-8)
+            target = g * norm(held) + (1.0 - g) * norm(guess)
+            out = out * (target / torch.maximum(norm(out), 0.5 * target))
+        return out
 
 
 class EncoderGenerator(nn.Module):
@@ -225,7 +239,7 @@ class EncoderGenerator(nn.Module):
         self.bins = ChromaBins(config.chroma_bins) if classes else None
         self.head = nn.Conv2d(2 * c, config.chroma_bins ** 2 if classes else 2, 1)
         self.carry = CarryPath(2 * c, self.head.out_channels) if config.chroma_carry else None
-        self.gate = CarryGate(2 * c) if config.chroma_gate else None
+        self.gate = CarryGate(2 * c, keys=config.chroma_gate_keys, blend=config.chroma_gate_blend) if config.chroma_gate else None
         #: Train only the colour recurrence's parts (carry path, gate; the rest frozen with its
         #: BatchNorm statistics): see train().
         self.frozen_trunk = False
@@ -246,22 +260,26 @@ class EncoderGenerator(nn.Module):
         return [m for m in (self.carry, self.gate) if m is not None]
 
     @staticmethod
-    def _placeholder_planes(x: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+    def _placeholder_planes(x: torch.Tensor, i: torch.Tensor, keys: bool = False) -> torch.Tensor:
         """(Cb, Cr) of the placeholder (zero for a gray one) and |its luma - the frame's|, at the
-        working size: (B, 3, H, W)."""
+        working size: (B, 3, H, W); with ``keys`` a fourth plane, the placeholder's key plane
+        in [0, 1] (1: it carries a key frame's colour; 0 where it has no such plane)."""
         luma = (x.float() + 1.0) * 0.5
-        if i.shape[1] == 3:
-            rgb = (i.float() + 1.0) * 0.5
+        if i.shape[1] >= 3:
+            rgb = (i[:, :3].float() + 1.0) * 0.5
             cbcr = rgb_to_cbcr_tensor(rgb)
             y = _KR * rgb[:, :1] + _KG * rgb[:, 1:2] + _KB * rgb[:, 2:3]
         else:
             y = (i.float() + 1.0) * 0.5
             cbcr = torch.zeros_like(luma).expand(-1, 2, -1, -1)
-        return torch.cat((cbcr, (y - luma).abs()), 1)
+        planes = [cbcr, (y - luma).abs()]
+        if keys:
+            planes.append((i[:, 3:4].float() + 1.0) * 0.5 if i.shape[1] == 4 else torch.zeros_like(luma))
+        return torch.cat(planes, 1)
 
     @staticmethod
     def _placeholder_cues(x: torch.Tensor, i: torch.Tensor, size, planes: torch.Tensor | None = None) -> torch.Tensor:
-        """:meth:`_placeholder_planes` area-averaged to ``size`` (the head's): (B, 3, h, w)."""
+        """:meth:`_placeholder_planes` area-averaged to ``size`` (the head's): (B, 3 or 4, h, w)."""
         k = (int(x.shape[-2]) // int(size[0]), int(x.shape[-1]) // int(size[1]))  # plain ints (OpenVINO)
         planes = EncoderGenerator._placeholder_planes(x, i) if planes is None else planes
         return F.avg_pool2d(planes, k).to(x.dtype)
@@ -270,6 +288,11 @@ class EncoderGenerator(nn.Module):
         h, w = x.shape[-2:]
         if h % 64 or w % 64 or min(h, w) < 128:
             raise ValueError(f"generator input {h}x{w} must be a multiple of 64, at least 128")
+        if i.shape[1] not in (1, 3, 4):
+            raise ValueError(f"placeholder of {i.shape[1]} planes: 1 (gray), 3 (colour) or 4 (colour and key plane)")
+        keyed = i.shape[1] == 4  # a fourth plane: whether the placeholder carries a key frame's colour
+        if keyed:
+            key_plane, i = i[:, 3:], i[:, :3]
         g32, (g4, g8, g16) = self.gfe.forward_pyramid(x)
         p4, p8, p16 = self.pfe(i)
         up = lambda t: F.interpolate(t, scale_factor=2.0, mode="bilinear", align_corners=False)
@@ -278,10 +301,14 @@ class EncoderGenerator(nn.Module):
         u = self.up4(torch.cat((up(u), g4, p4, self.detail(x)), 1))
         z = self.head(u).float()
         colour = i.shape[1] == 3  # the colour recurrence (a gray placeholder: none of its parts run)
-        planes = self._placeholder_planes(x, i) if colour and self.colour_parts() else None
-        cues = self._placeholder_cues(x, i, u.shape[-2:], planes) if planes is not None else None
+        keys = self.gate is not None and self.config.chroma_gate_keys
+        if colour and self.colour_parts():
+            planes = self._placeholder_planes(x, torch.cat((i, key_plane), 1) if keyed else i, keys)
+            cues = self._placeholder_cues(x, i, u.shape[-2:], planes)
+        else:
+            planes = cues = None
         if self.carry is not None and colour:
-            z = z + self.carry(u, cues).float()
+            z = z + self.carry(u, cues[:, :3]).float()
         if self.bins is not None:
             if self.logits_log is not None:  # set by the trainer for a training step
                 self.logits_log.append(z)
@@ -293,5 +320,5 @@ class EncoderGenerator(nn.Module):
         cbcr = guided_upsample(cbcr, luma, self.config.guide_radius, self.config.guide_eps)
         if self.gate is not None and colour:
             g = self.gate(u, cues, own, planes[:, 2:3])  # the placeholder's (Cb, Cr) held, where g says
-            cbcr = g * planes[:, :2] + (1.0 - g) * cbcr
+            cbcr = self.gate.mix(g, planes[:, :2], cbcr)
         return (ycbcr_to_rgb_tensor(luma, cbcr) * 2.0 - 1.0).to(x.dtype)

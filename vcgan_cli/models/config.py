@@ -9,9 +9,10 @@ from typing import Any
 from ..errors import WeightsError
 
 EXTRACTORS = ("resnet50-in", "efficientnet-lite0", "tiny")
-FORMAT_VERSION = 4  # 2: skip_fusion; 3: mainstream "encoder" (vcgan-lite v1) and its fields; 4: colour_recurrence
+FORMAT_VERSION = 5  # 2: skip_fusion; 3: mainstream "encoder" (vcgan-lite v1) and its fields; 4: colour_recurrence; 5: the gate's keys and blend
 MAINSTREAMS = ("unet", "encoder")
 CHROMA_HEADS = ("regress", "classes")
+GATE_BLENDS = ("linear", "magnitude")
 #: The fields of the "encoder" mainstream; written to config.json only for that design, so the
 #: U-Net models' files stay readable by the vcgan versions before it.
 ENCODER_FIELDS = ("mainstream", "chroma_head", "chroma_scale", "chroma_bins", "anneal_t", "pfe_width", "guide_radius", "guide_eps")
@@ -60,6 +61,14 @@ class ModelConfig:
     #: where it can be trusted, per pixel, for the colour recurrence only (models/chroma.py:
     #: CarryGate).
     chroma_gate: bool = False
+    #: The gate also told whether the placeholder carries a key frame's colour (a fourth
+    #: placeholder plane, 1 in a shot with a user's key frame), so it may hold a key's colour
+    #: fully yet re-guess its own where no key was given.
+    chroma_gate_keys: bool = False
+    #: How the gate mixes the two chromas: "linear" (``g * placeholder + (1 - g) * network``) or
+    #: "magnitude" (that mix's hue, with the mix of the two magnitudes, so two disagreeing
+    #: guesses do not average to gray).
+    chroma_gate_blend: str = "linear"
     format_version: int = dataclasses.field(default=FORMAT_VERSION, compare=False)  # of the file, not the network
 
     def __post_init__(self) -> None:
@@ -75,6 +84,10 @@ class ModelConfig:
         for name in ("chroma_carry", "chroma_gate"):
             if getattr(self, name) and self.mainstream != "encoder":
                 raise WeightsError(f"config: {name} is a field of the encoder design (mainstream \"encoder\")")
+        if (self.chroma_gate_keys or self.chroma_gate_blend != "linear") and not self.chroma_gate:
+            raise WeightsError("config: chroma_gate_keys and chroma_gate_blend are fields of the gate (chroma_gate)")
+        if self.chroma_gate_blend not in GATE_BLENDS:
+            raise WeightsError(f"config: unknown chroma_gate_blend {self.chroma_gate_blend!r} (known: {', '.join(GATE_BLENDS)})")
         if self.mainstream == "encoder":
             if self.chroma_head not in CHROMA_HEADS:
                 raise WeightsError(f"config: unknown chroma_head {self.chroma_head!r} (known: {', '.join(CHROMA_HEADS)})")
@@ -125,10 +138,13 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         if self.colour_recurrence or self.chroma_carry or self.chroma_gate:  # format 4: only a model that has them says so
+            if not self.chroma_gate_keys and self.chroma_gate_blend == "linear":  # format 5 only where used
+                del data["chroma_gate_keys"], data["chroma_gate_blend"]  # ... so the gate's files before stay as they were
+                data["format_version"] = min(self.format_version, 4)
             if not self.chroma_gate:
                 del data["chroma_gate"]  # ... and format-4 files written before the gate stay as they were
             return data
-        del data["colour_recurrence"], data["chroma_carry"], data["chroma_gate"]  # ... so the files before it stay as they were
+        del data["colour_recurrence"], data["chroma_carry"], data["chroma_gate"], data["chroma_gate_keys"], data["chroma_gate_blend"]  # ... so the files before it stay as they were
         if self.mainstream == "encoder":  # format 3, every field
             data["format_version"] = min(self.format_version, 3)
             return data
@@ -186,6 +202,22 @@ VARIANTS: dict[str, ModelConfig] = {
     "vcgan-lite-v1g": ModelConfig(
         name="vcgan-lite", base_width=32, extractor="efficientnet-lite0", extractor_channels=256,
         nonlocal_blocks=0, mainstream="encoder", chroma_head="classes", chroma_gate=True,
+    ),
+    # v1g whose gate knows a key frame's shot (fourth placeholder plane); -v1gm also keeps the
+    # mixed chroma's magnitude
+    "vcgan-lite-v1gk": ModelConfig(
+        name="vcgan-lite", base_width=32, extractor="efficientnet-lite0", extractor_channels=256,
+        nonlocal_blocks=0, mainstream="encoder", chroma_head="classes", chroma_gate=True, chroma_gate_keys=True,
+    ),
+    "vcgan-lite-v1gm": ModelConfig(
+        name="vcgan-lite", base_width=32, extractor="efficientnet-lite0", extractor_channels=256,
+        nonlocal_blocks=0, mainstream="encoder", chroma_head="classes", chroma_gate=True, chroma_gate_keys=True,
+        chroma_gate_blend="magnitude",
+    ),
+    "tiny-v1gm": ModelConfig(
+        name="tiny-v1", base_width=4, extractor="tiny", extractor_channels=8, nonlocal_blocks=0,
+        mainstream="encoder", chroma_head="classes", chroma_bins=4, pfe_width=4, chroma_gate=True,
+        chroma_gate_keys=True, chroma_gate_blend="magnitude",
     ),
     "tiny-v1g": ModelConfig(
         name="tiny-v1", base_width=4, extractor="tiny", extractor_channels=8, nonlocal_blocks=0,

@@ -171,7 +171,7 @@ class TrainConfig:
         if c.train_only not in (None, "carry"):
             raise VcganError(f"train-only must be 'carry' (or not given), got {c.train_only!r}")
         if c.train_only == "carry" and not (VARIANTS[c.model].chroma_carry or VARIANTS[c.model].chroma_gate):
-            raise VcganError(f"--train-only carry needs an architecture with a carry path or gate (vcgan-lite-v1k, -v1g), not {c.model}")
+            raise VcganError(f"--train-only carry needs an architecture with a carry path or gate (vcgan-lite-v1k, -v1g, -v1gk, -v1gm), not {c.model}")
         if c.train_only == "carry" and not (c.colour_recurrence or c.reference):
             raise VcganError("--train-only carry trains the colour recurrence's path: give --colour-recurrence or --reference")
         if (c.colour_recurrence or c.reference) and c.stage != 2:
@@ -219,7 +219,7 @@ TRAIN_OPTIONS: tuple[TrainOption, ...] = (
     TrainOption("--synthetic-data", "synthetic_data", "paths", "Stage 2: photos to make clips from by smooth camera motion with exact flow."),
     TrainOption("--synthetic", "synthetic", "float", "Stage 2: share of synthetic clips (default 0.5 when --synthetic-data is given).", 0, 1),
     TrainOption("--val", "val", "path", "Validation clips (DAVIS layout), scored with the bench code."),
-    TrainOption("--model", "model", "text", "Architecture: vcgan-lite-v1 (default, the shipped design), vcgan-lite-v1c (classification head), vcgan-lite-v1k (v1c with a carry path for the colour recurrence), vcgan-lite-v1g (v1c with a gate that holds the placeholder's colour), vcgan-lite (v0.4 U-Net), vcgan (the paper) or tiny / tiny-v1."),
+    TrainOption("--model", "model", "text", "Architecture: vcgan-lite-v1 (default, the shipped design), vcgan-lite-v1c (classification head), vcgan-lite-v1k (v1c with a carry path for the colour recurrence), vcgan-lite-v1g (v1c with a gate that holds the placeholder's colour), vcgan-lite-v1gk (its gate told which shots have a key frame), vcgan-lite-v1gm (v1gk keeping the mixed colour's magnitude), vcgan-lite (v0.4 U-Net), vcgan (the paper) or tiny / tiny-v1."),
     TrainOption("--init", "init", "path", "Start from a run, checkpoint or exported model (a fine-tune, or stage 2 from stage 1)."),
     TrainOption("--resnet50-in", "resnet50_in", "path", "ImageNet ResNet-50-IN checkpoint for the vcgan extractors."),
     TrainOption("--no-pretrained", "pretrained", "off", "Do not initialise the extractors from ImageNet."),
@@ -298,6 +298,8 @@ class Unroll(nn.Module):
                 reference: torch.Tensor | None = None, first: torch.Tensor | None = None) -> list[torch.Tensor]:
         from ..colour import rgb_to_gray_tensor
 
+        config = getattr(self.generator, "config", None)
+        keys = bool(getattr(config, "chroma_gate_keys", False))
         s = self.generator(gray[:, 0], gray[:, 0])
         if reference is not None and bool(reference.any()):
             s = torch.where(reference[:, None, None, None], first.to(s.dtype), s)
@@ -310,6 +312,10 @@ class Unroll(nn.Module):
             else:
                 warped = self.warp(outputs[-1], flows[:, k])  # warping is per channel: gray(W(s)) = W(gray(s))
                 placeholder = torch.where(colour[:, None, None, None], warped, rgb_to_gray_tensor(warped).expand_as(warped))
+                if keys:  # the gate is told which clips carry a key frame (as runtime.Colorizer tells it)
+                    keyed = reference if reference is not None else torch.zeros_like(colour)
+                    plane = torch.where(keyed[:, None, None, None], 1.0, -1.0).to(warped.dtype)
+                    placeholder = torch.cat((placeholder, plane.expand_as(warped[:, :1])), 1)
             outputs.append(self.generator(gray[:, t], placeholder))
         return outputs
 
