@@ -404,7 +404,10 @@ def test_sigterm_and_sighup_stop_a_colorize_like_ctrl_c(tmp_path, signame):
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "vcgan_cli"]
     proc = subprocess.Popen([*cmd, "colorize", str(src), "-o", str(out), "--model", "tiny", "-q"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                            # a suite run under nohup hands its children SIGHUP ignored, which the
+                            # CLI honours; this test wants the default a terminal's child has
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     try:
         for _ in range(600):  # until the work in progress has frames in it
             seg = tmp_path / "out.mp4.partial"

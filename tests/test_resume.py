@@ -81,6 +81,9 @@ def test_a_stopped_run_resumes_to_the_same_film(film, tiny, tmp_path, every):
 
 def _run_cli(args, **kw):
     env = dict(os.environ, VCGAN_SEGMENT_SECONDS="0.2", VCGAN_BACKEND="torch", HF_HUB_OFFLINE="1")
+    # SIGHUP at its default in the child, as a terminal's child has it, even when the suite
+    # runs under nohup (which hands children SIGHUP ignored, and the CLI honours that)
+    kw.setdefault("preexec_fn", lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     return subprocess.Popen([sys.executable, "-m", "vcgan_cli", *args], env=env, stderr=subprocess.PIPE, text=True, **kw)
 
 
