@@ -260,13 +260,14 @@ class EncoderGenerator(nn.Module):
         return [m for m in (self.carry, self.gate) if m is not None]
 
     @staticmethod
-    def _placeholder_planes(x: torch.Tensor, i: torch.Tensor, keys: bool = False) -> torch.Tensor:
+    def _placeholder_planes(x: torch.Tensor, i: torch.Tensor, keys: bool = False,
+                            key_plane: torch.Tensor | None = None) -> torch.Tensor:
         """(Cb, Cr) of the placeholder (zero for a gray one) and |its luma - the frame's|, at the
-        working size: (B, 3, H, W); with ``keys`` a fourth plane, the placeholder's key plane
-        in [0, 1] (1: it carries a key frame's colour; 0 where it has no such plane)."""
+        working size: (B, 3, H, W); with ``keys`` a fourth plane, ``key_plane`` (±1) in [0, 1]
+        (1: the placeholder carries a key frame's colour; 0 where none was given)."""
         luma = (x.float() + 1.0) * 0.5
-        if i.shape[1] >= 3:
-            rgb = (i[:, :3].float() + 1.0) * 0.5
+        if i.shape[1] == 3:
+            rgb = (i.float() + 1.0) * 0.5
             cbcr = rgb_to_cbcr_tensor(rgb)
             y = _KR * rgb[:, :1] + _KG * rgb[:, 1:2] + _KB * rgb[:, 2:3]
         else:
@@ -274,7 +275,7 @@ class EncoderGenerator(nn.Module):
             cbcr = torch.zeros_like(luma).expand(-1, 2, -1, -1)
         planes = [cbcr, (y - luma).abs()]
         if keys:
-            planes.append((i[:, 3:4].float() + 1.0) * 0.5 if i.shape[1] == 4 else torch.zeros_like(luma))
+            planes.append((key_plane.float() + 1.0) * 0.5 if key_plane is not None else torch.zeros_like(luma))
         return torch.cat(planes, 1)
 
     @staticmethod
@@ -290,8 +291,8 @@ class EncoderGenerator(nn.Module):
             raise ValueError(f"generator input {h}x{w} must be a multiple of 64, at least 128")
         if i.shape[1] not in (1, 3, 4):
             raise ValueError(f"placeholder of {i.shape[1]} planes: 1 (gray), 3 (colour) or 4 (colour and key plane)")
-        keyed = i.shape[1] == 4  # a fourth plane: whether the placeholder carries a key frame's colour
-        if keyed:
+        key_plane = None  # a fourth plane: whether the placeholder carries a key frame's colour
+        if i.shape[1] == 4:
             key_plane, i = i[:, 3:], i[:, :3]
         g32, (g4, g8, g16) = self.gfe.forward_pyramid(x)
         p4, p8, p16 = self.pfe(i)
@@ -303,7 +304,7 @@ class EncoderGenerator(nn.Module):
         colour = i.shape[1] == 3  # the colour recurrence (a gray placeholder: none of its parts run)
         keys = self.gate is not None and self.config.chroma_gate_keys
         if colour and self.colour_parts():
-            planes = self._placeholder_planes(x, torch.cat((i, key_plane), 1) if keyed else i, keys)
+            planes = self._placeholder_planes(x, i, keys, key_plane)
             cues = self._placeholder_cues(x, i, u.shape[-2:], planes)
         else:
             planes = cues = None

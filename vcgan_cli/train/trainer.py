@@ -300,6 +300,12 @@ class Unroll(nn.Module):
 
         config = getattr(self.generator, "config", None)
         keys = bool(getattr(config, "chroma_gate_keys", False))
+        # the gate of such a model is told which clips carry a key frame (+1) and which not (-1),
+        # a fourth placeholder plane, as runtime.Colorizer tells it
+        keyed = None
+        if keys:
+            has_key = reference if reference is not None else torch.zeros(gray.shape[0], dtype=torch.bool, device=gray.device)
+            keyed = torch.where(has_key[:, None, None, None], 1.0, -1.0).to(gray.dtype).expand(-1, 1, *gray.shape[-2:])
         s = self.generator(gray[:, 0], gray[:, 0])
         if reference is not None and bool(reference.any()):
             s = torch.where(reference[:, None, None, None], first.to(s.dtype), s)
@@ -312,10 +318,8 @@ class Unroll(nn.Module):
             else:
                 warped = self.warp(outputs[-1], flows[:, k])  # warping is per channel: gray(W(s)) = W(gray(s))
                 placeholder = torch.where(colour[:, None, None, None], warped, rgb_to_gray_tensor(warped).expand_as(warped))
-                if keys:  # the gate is told which clips carry a key frame (as runtime.Colorizer tells it)
-                    keyed = reference if reference is not None else torch.zeros_like(colour)
-                    plane = torch.where(keyed[:, None, None, None], 1.0, -1.0).to(warped.dtype)
-                    placeholder = torch.cat((placeholder, plane.expand_as(warped[:, :1])), 1)
+                if keyed is not None:
+                    placeholder = torch.cat((placeholder, keyed.to(warped.dtype)), 1)
             outputs.append(self.generator(gray[:, t], placeholder))
         return outputs
 
