@@ -108,3 +108,20 @@ def test_compare_scores_and_times_a_second_model_in_the_same_run(tmp_path):
     assert "network time per frame, tiny / tiny-v1 (random:tiny-v1):" in result.output
     bad = CliRunner().invoke(main, ["bench", str(data), "--predictions", str(data), "--compare", "tiny"])
     assert bad.exit_code != 0 and "--compare needs a model" in bad.output
+
+
+def test_preview_metric_times_a_sheet_against_a_full_colourise_of_the_same_film(tmp_path):
+    film = tmp_path / "film.mp4"
+    make_clip(film, frames=30)
+    result = CliRunner().invoke(main, [
+        "bench", str(film), "--model", "tiny", "--metric", "preview", "--size", "64", "--repeats", "1",
+        "--json", str(tmp_path / "r.json"),
+    ])
+    assert result.exit_code == 0, result.output
+    p = json.loads((tmp_path / "r.json").read_text())["preview"]
+    assert p["film_frames"] == 30 and p["sheet_frames"] == 12 and "quality" not in json.loads((tmp_path / "r.json").read_text())
+    assert p["ratio"] == pytest.approx(p["preview_s"] / p["colorize_s"]) and p["preview_s"] > 0
+    assert "preview (12 frames) against colourise (30 frames)" in result.output
+    assert not list(tmp_path.glob("*.png")) and sorted(x.name for x in tmp_path.iterdir()) == ["film.mp4", "r.json"]
+    bad = CliRunner().invoke(main, ["bench", str(film), "--predictions", str(tmp_path), "--metric", "preview"])
+    assert bad.exit_code != 0 and "--metric preview needs a model" in bad.output

@@ -248,3 +248,49 @@ def test_the_gates_key_and_blend_fields_are_format_5_and_only_where_used(tmp_pat
         ModelConfig(name="x", mainstream="encoder", chroma_gate_keys=True)
     with pytest.raises(WeightsError, match="unknown chroma_gate_blend"):
         dataclasses.replace(VARIANTS["tiny-v1g"], chroma_gate_blend="cubic")
+
+
+def test_the_gates_cap_keeps_a_share_of_the_networks_guess_where_no_key_frame_is_carried(tmp_path):
+    """chroma_gate_cap: a fully open gate holds at most ``cap`` of the placeholder's chroma on a
+    shot without a key frame (the rest is the network's own guess), all of it on a keyed shot;
+    the field is written (format 6) only where it is below 1, and out of [0, 1] is refused."""
+    torch.manual_seed(0)
+    base = dataclasses.replace(VARIANTS["tiny-v1gm"], name="tiny-v1gk", chroma_gate_blend="linear")
+    capped_cfg = dataclasses.replace(base, chroma_gate_cap=0.75)
+    free = build_generator(base).eval()
+    capped = build_generator(capped_cfg).eval()
+    capped.load_state_dict(free.state_dict())
+    shut = build_generator(dataclasses.replace(base, chroma_gate_cap=0.0)).eval()
+    shut.load_state_dict(free.state_dict())
+    for g in (free, capped, shut):
+        with torch.no_grad():
+            g.gate.out.bias.fill_(30.0)  # open everywhere
+    x = torch.rand(1, 1, 128, 192) * 2 - 1
+    luma = (x + 1) / 2
+    cbcr = torch.zeros(1, 2, 128, 192)
+    cbcr[:, 1] = 0.2
+    red = (ycbcr_to_rgb_tensor(luma, cbcr) * 2 - 1).clamp(-1, 1)  # a red placeholder on the frame's luma
+    plane = lambda v: torch.full((1, 1, 128, 192), v)
+    c = lambda t: rgb_to_cbcr_tensor((t + 1) / 2)
+    with torch.no_grad():
+        held = c(free(x, red))  # uncapped: the placeholder's chroma
+        own = c(shut(x, red))  # cap 0: the network's own guess
+        mixed = c(capped(x, red))
+        inside = ((red.abs() < 0.99).all(1) & ((x[:, 0] + 1) / 2 > 0.3) & ((x[:, 0] + 1) / 2 < 0.7))[0]  # no clipping
+        want = 0.75 * held + 0.25 * own
+        assert (held - own)[:, :, inside].abs().max() > 0.05  # the two differ, so the mix is seen
+        assert (mixed - want)[:, :, inside].abs().max() < 2e-3
+        keyed = torch.cat((red, plane(1.0)), 1)
+        assert torch.allclose(capped(x, keyed), free(x, keyed), atol=1e-6)  # a key frame's colour held fully
+        assert torch.allclose(capped(x, torch.cat((red, plane(-1.0)), 1)), capped(x, red), atol=1e-6)
+        assert torch.equal(capped(x, x), free(x, x))  # the gray recurrence: no gate, no cap
+    data = capped_cfg.to_dict()
+    assert data["chroma_gate_cap"] == 0.75 and data["format_version"] == 6
+    assert "chroma_gate_cap" not in base.to_dict() and base.to_dict()["format_version"] == 5
+    assert ModelConfig.from_dict(json.loads(json.dumps(data))) == capped_cfg
+    save_weights(capped, tmp_path / "m")
+    assert load_weights(str(tmp_path / "m")).config.chroma_gate_cap == 0.75
+    with pytest.raises(WeightsError, match="chroma_gate_cap must be in"):
+        dataclasses.replace(base, chroma_gate_cap=1.5)
+    with pytest.raises(WeightsError, match="fields of the gate"):
+        ModelConfig(name="x", mainstream="encoder", chroma_gate_cap=0.5)

@@ -340,6 +340,44 @@ def measure_speed(
     }
 
 
+def measure_preview(
+    data: str | os.PathLike,
+    model: Colorizer,
+    *,
+    size: int | None = None,
+    frames: int = 12,
+    repeats: int = 3,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """How long a contact sheet (:func:`~vcgan_cli.pipeline.preview_film`) takes against a
+    full colourise (:func:`~vcgan_cli.pipeline.colorize_video`) of the same film, with the
+    same model and working size, in this run: the median of ``repeats`` runs each, and their
+    ratio. ``data``: a video file as it is (sound and all), or a clip tree's first clip
+    encoded as a grayscale film."""
+    from .pipeline import colorize_video, preview_film
+
+    src = Path(data)
+    with tempfile.TemporaryDirectory(prefix="vcgan-bench-") as tmp:
+        if not (src.is_file() and src.suffix.lower() in VIDEO_EXTENSIONS):
+            clip = find_clips(data)[0]
+            src = Path(tmp) / "input.mp4"
+            _clip_to_video(clip, src, 10**9)
+        full, sheet, count = [], [], 0
+        for k in range(repeats):
+            if progress:
+                progress(f"preview against colourise, run {k + 1}/{repeats}")
+            t0 = time.perf_counter()
+            result = colorize_video(src, Path(tmp) / "full.mp4", model=model, size=size, overwrite=True)
+            full.append(time.perf_counter() - t0)
+            count = result.frames
+            t0 = time.perf_counter()
+            preview_film(src, Path(tmp) / "sheet.png", model=model, size=size, frames=frames, overwrite=True)
+            sheet.append(time.perf_counter() - t0)
+    full_s, sheet_s = statistics.median(full), statistics.median(sheet)
+    return {"film": str(data), "film_frames": count, "sheet_frames": frames, "repeats": repeats,
+            "colorize_s": full_s, "preview_s": sheet_s, "ratio": sheet_s / full_s}
+
+
 def environment(model: Colorizer | None) -> dict:
     """Versions and hardware, so results can be compared later."""
     from importlib.metadata import version

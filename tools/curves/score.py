@@ -33,6 +33,8 @@ def main() -> None:
     ap.add_argument("--raw", action="store_true", help="score the raw weights, not their moving average (early in a run the average still holds much of the initial weights)")
     ap.add_argument("--anneal-t", type=float, help="decode a classification head at this temperature (a decode setting, "
                     "chosen on dev); scores go to dev-tT.jsonl")
+    ap.add_argument("--gate-cap", type=float, help="a gated model's chroma_gate_cap (the most it holds of the placeholder "
+                    "where no key frame is carried; a setting of the model, chosen on dev); scores go to dev-capC....jsonl")
     ap.add_argument("--recurrence", choices=("gray", "colour"), default="gray", help="the recurrence to score (scores of colour go to dev-colour.jsonl)")
     ap.add_argument("--references", choices=("first",), help="each clip's true first frame as its key frame (scores to dev-...-refs.jsonl)")
     args = ap.parse_args()
@@ -52,6 +54,8 @@ def main() -> None:
     out = run / ("dev-raw.jsonl" if args.raw else "dev.jsonl")
     if args.anneal_t is not None:
         out = out.with_name(out.stem + f"-t{args.anneal_t:g}.jsonl")
+    if args.gate_cap is not None:
+        out = out.with_name(out.stem + f"-cap{args.gate_cap:g}.jsonl")
     if args.recurrence != "gray":
         out = out.with_name(out.stem + f"-{args.recurrence}.jsonl")
     if args.references:
@@ -66,6 +70,8 @@ def main() -> None:
         arch = run_architecture(cfg)
         if args.anneal_t is not None:
             arch = dataclasses.replace(arch, anneal_t=args.anneal_t)
+        if args.gate_cap is not None:
+            arch = dataclasses.replace(arch, chroma_gate_cap=args.gate_cap)
         g = build_generator(arch)
         g.load_state_dict(state["generator"] if args.raw else (state.get("generator_ema") or state["generator"]))
         g.eval()

@@ -32,10 +32,11 @@ BENCH_METRICS = ("psnr", "ssim", "warp-error", "cdc", "colourfulness", "chroma-e
     "--metric",
     "metric_names",
     multiple=True,
-    type=click.Choice([*BENCH_METRICS, "all"]),
+    type=click.Choice([*BENCH_METRICS, "preview", "all"]),
     default=("all",),
     show_default=True,
-    help="Metric(s) to measure; repeatable. 'all' is every quality metric, plus speed for a model.",
+    help="Metric(s) to measure; repeatable. 'all' is every quality metric, plus speed for a model. "
+         "'preview': how long `vcgan preview` takes against a full colourise of DATA (a film, or a clip tree's first clip), as a ratio.",
 )
 @click.option("--size", "sizes", multiple=True, type=click.IntRange(16, 4096), help="Working short side; repeat to time several sizes (speed).")
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Use at most this many frames of each clip.")
@@ -62,8 +63,10 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
     names = set(metric_names)
     quality = tuple(m for m in METRICS if m in names or "all" in names)
     want_speed = "speed" in names or ("all" in names and predictions is None)
-    if predictions is not None and "speed" in names:
-        fail("--metric speed needs a model, not --predictions")
+    want_preview = "preview" in names
+    for name in ("speed", "preview"):
+        if predictions is not None and name in names:
+            fail(f"--metric {name} needs a model, not --predictions")
     if predictions is not None and model is not None:
         fail("give --model or --predictions, not both")
     if predictions is not None and compare:
@@ -108,6 +111,11 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
             if want_speed:
                 report["speed"] = B.measure_speed(
                     data, colorizer, sizes=tuple(sizes), frames=speed_frames, repeats=repeats,
+                    progress=(lambda m: status.update(m)) if status else None,
+                )
+            if want_preview:
+                report["preview"] = B.measure_preview(
+                    data, colorizer, size=sizes[0] if sizes else None, repeats=repeats,
                     progress=(lambda m: status.update(m)) if status else None,
                 )
             for spec in compare:  # each model measured exactly as the first, in this run
@@ -174,6 +182,10 @@ def bench(data, predictions, model, metric_names, sizes, max_frames, max_clips, 
             if "network_time_ratio" in e:
                 ratios = ", ".join(f"{r:.2f}" for r in e["network_time_ratio"])
                 out.print(f"network time per frame, {report['environment'].get('model')} / {escape(label)}: {ratios}")
+    if "preview" in report and not quiet:
+        p = report["preview"]
+        out.print(f"preview ({p['sheet_frames']} frames) against colourise ({p['film_frames']} frames), median of {p['repeats']}: "
+                  f"{p['preview_s']:.2f} s / {p['colorize_s']:.2f} s = {p['ratio']:.3f}")
     if json_path:
         run_guarded(lambda: write_text_file(json_path, json.dumps(report, indent=2) + "\n", overwrite=True))
     if csv_path and "quality" in report:

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import WeightsError
 
 EXTRACTORS = ("resnet50-in", "efficientnet-lite0", "tiny")
-FORMAT_VERSION = 5  # 2: skip_fusion; 3: mainstream "encoder" (vcgan-lite v1) and its fields; 4: colour_recurrence; 5: the gate's keys and blend
+FORMAT_VERSION = 6  # 2: skip_fusion; 3: mainstream "encoder" (vcgan-lite v1) and its fields; 4: colour_recurrence; 5: the gate's keys and blend; 6: the gate's cap
 MAINSTREAMS = ("unet", "encoder")
 CHROMA_HEADS = ("regress", "classes")
 GATE_BLENDS = ("linear", "magnitude")
@@ -69,6 +69,11 @@ class ModelConfig:
     #: "magnitude" (that mix's hue, with the mix of the two magnitudes, so two disagreeing
     #: guesses do not average to gray).
     chroma_gate_blend: str = "linear"
+    #: The most the gate may hold of the placeholder's chroma where it carries no key frame
+    #: (with chroma_gate_keys; everywhere without): 1 lets it propagate a shot's first guess
+    #: for ever; below 1 each frame keeps at least (1 - cap) of the network's own guess, a
+    #: moving average of the guesses along the flow with a time constant of 1 / (1 - cap) frames.
+    chroma_gate_cap: float = 1.0
     format_version: int = dataclasses.field(default=FORMAT_VERSION, compare=False)  # of the file, not the network
 
     def __post_init__(self) -> None:
@@ -84,8 +89,10 @@ class ModelConfig:
         for name in ("chroma_carry", "chroma_gate"):
             if getattr(self, name) and self.mainstream != "encoder":
                 raise WeightsError(f"config: {name} is a field of the encoder design (mainstream \"encoder\")")
-        if (self.chroma_gate_keys or self.chroma_gate_blend != "linear") and not self.chroma_gate:
-            raise WeightsError("config: chroma_gate_keys and chroma_gate_blend are fields of the gate (chroma_gate)")
+        if (self.chroma_gate_keys or self.chroma_gate_blend != "linear" or self.chroma_gate_cap != 1.0) and not self.chroma_gate:
+            raise WeightsError("config: chroma_gate_keys, chroma_gate_blend and chroma_gate_cap are fields of the gate (chroma_gate)")
+        if not 0.0 <= self.chroma_gate_cap <= 1.0:
+            raise WeightsError(f"config: chroma_gate_cap must be in [0, 1], got {self.chroma_gate_cap}")
         if self.chroma_gate_blend not in GATE_BLENDS:
             raise WeightsError(f"config: unknown chroma_gate_blend {self.chroma_gate_blend!r} (known: {', '.join(GATE_BLENDS)})")
         if self.mainstream == "encoder":
@@ -138,13 +145,18 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         if self.colour_recurrence or self.chroma_carry or self.chroma_gate:  # format 4: only a model that has them says so
+            if self.chroma_gate_cap == 1.0:  # format 6 only where used
+                del data["chroma_gate_cap"]
+                data["format_version"] = min(self.format_version, 5)
             if not self.chroma_gate_keys and self.chroma_gate_blend == "linear":  # format 5 only where used
                 del data["chroma_gate_keys"], data["chroma_gate_blend"]  # ... so the gate's files before stay as they were
                 data["format_version"] = min(self.format_version, 4)
             if not self.chroma_gate:
                 del data["chroma_gate"]  # ... and format-4 files written before the gate stay as they were
+            if self.chroma_gate_cap != 1.0:  # a cap older vcgan could not honour: it refuses the file
+                data["format_version"] = 6
             return data
-        del data["colour_recurrence"], data["chroma_carry"], data["chroma_gate"], data["chroma_gate_keys"], data["chroma_gate_blend"]  # ... so the files before it stay as they were
+        del data["colour_recurrence"], data["chroma_carry"], data["chroma_gate"], data["chroma_gate_keys"], data["chroma_gate_blend"], data["chroma_gate_cap"]  # ... so the files before it stay as they were
         if self.mainstream == "encoder":  # format 3, every field
             data["format_version"] = min(self.format_version, 3)
             return data
