@@ -323,9 +323,6 @@ class EncoderGenerator(nn.Module):
             g = self.gate(u, cues, own, planes[:, 2:3])  # the placeholder's (Cb, Cr) held, where g says
             cap = self.config.chroma_gate_cap
             if cap < 1.0:  # at most cap of it where no key frame is carried (a key's colour held fully)
-                limit = torch.full_like(g, cap)
-                if keys and key_plane is not None:
-                    limit = torch.where(planes[:, 3:4] > 0.5, torch.ones_like(g), limit)
-                g = torch.minimum(g, limit)
+                g = torch.where(planes[:, 3:4] > 0.5, g, g.clamp(max=cap)) if keys else g.clamp(max=cap)
             cbcr = self.gate.mix(g, planes[:, :2], cbcr)
         return (ycbcr_to_rgb_tensor(luma, cbcr) * 2.0 - 1.0).to(x.dtype)
