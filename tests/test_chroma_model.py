@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from vcgan_cli.colour import rgb_to_gray_tensor
 from vcgan_cli.errors import WeightsError
 from vcgan_cli.models import VARIANTS, Generator, ModelConfig, build_generator
-from vcgan_cli.models.chroma import ChromaBins, EncoderGenerator, guided_upsample, rgb_to_cbcr_tensor, ycbcr_to_rgb_tensor
+from vcgan_cli.models.chroma import CarryGate, ChromaBins, EncoderGenerator, guided_upsample, rgb_to_cbcr_tensor, ycbcr_to_rgb_tensor
 from vcgan_cli.train.losses import class_loss
 from vcgan_cli.weights import load_weights, save_weights
 
@@ -233,6 +233,37 @@ def test_a_gate_that_knows_key_frames_is_told_by_a_fourth_plane_and_can_keep_the
     assert torch.allclose(gate.mix(torch.zeros_like(half), held, guess), guess, atol=1e-6)
     opposite = gate.mix(half, held, -held)  # no hue to keep: stays gray, no division blow-up
     assert torch.isfinite(opposite).all() and opposite.abs().max() < 1e-3
+
+
+def test_the_spread_blend_keeps_the_frames_spread_of_colours_without_adding_a_cast(tmp_path):
+    """blend "spread": where the held and the guessed chroma disagree the linear mix is narrower
+    than either; the spread mix has the linear mix's frame mean (no cast) and the mixed spread;
+    g = 0 or 1 returns guess or held; a frame without colour stays without; format 7."""
+    torch.manual_seed(0)
+    gate = CarryGate(8, blend="spread")
+    held = torch.randn(1, 2, 16, 24) * 0.1 + 0.02
+    guess = torch.randn(1, 2, 16, 24) * 0.1 - 0.01  # independent: the linear mix is ~0.7x as wide
+    g = torch.full((1, 1, 16, 24), 0.5)
+    mean = lambda t: t.mean((2, 3), keepdim=True)
+    spread = lambda t: float(((t - mean(t)) ** 2).sum(1).mean().sqrt())
+    linear = CarryGate(8).mix(g, held, guess)
+    kept = gate.mix(g, held, guess)
+    assert spread(linear) < 0.8 * 0.5 * (spread(held) + spread(guess))
+    assert abs(spread(kept) - 0.5 * (spread(held) + spread(guess))) < 1e-4
+    assert torch.allclose(mean(kept), mean(linear), atol=1e-6)  # the cast as the linear mix's
+    assert torch.allclose(gate.mix(torch.ones_like(g), held, guess), held, atol=1e-5)
+    assert torch.allclose(gate.mix(torch.zeros_like(g), held, guess), guess, atol=1e-5)
+    flat = gate.mix(g, torch.zeros_like(held), torch.zeros_like(guess))
+    assert torch.isfinite(flat).all() and flat.abs().max() < 1e-6
+    assert (gate.mix(g, held, guess) - linear).abs().max() <= 2 * (linear - mean(linear)).abs().max() + 1e-6  # at most 2x
+    cfg = dataclasses.replace(VARIANTS["tiny-v1gm"], chroma_gate_blend="spread")
+    data = cfg.to_dict()
+    assert data["format_version"] == 7 and ModelConfig.from_dict(json.loads(json.dumps(data))) == cfg
+    save_weights(build_generator(cfg), tmp_path / "m")
+    assert load_weights(str(tmp_path / "m")).config.chroma_gate_blend == "spread"
+    both = CarryGate(8, blend="magnitude-spread").mix(g, held, guess)  # per pixel, then the frame's spread
+    assert abs(spread(both) - 0.5 * (spread(held) + spread(guess))) < 1e-4
+    assert dataclasses.replace(cfg, chroma_gate_blend="magnitude-spread").to_dict()["format_version"] == 7
 
 
 def test_the_gates_key_and_blend_fields_are_format_5_and_only_where_used(tmp_path):

@@ -35,6 +35,8 @@ def main() -> None:
                     "chosen on dev); scores go to dev-tT.jsonl")
     ap.add_argument("--gate-cap", type=float, help="a gated model's chroma_gate_cap (the most it holds of the placeholder "
                     "where no key frame is carried; a setting of the model, chosen on dev); scores go to dev-capC....jsonl")
+    ap.add_argument("--gate-blend", choices=("linear", "magnitude", "spread", "magnitude-spread"), help="a gated model's chroma_gate_blend "
+                    "(how the held and the guessed chroma mix; an inference setting, chosen on dev); scores to dev-...-B.jsonl")
     ap.add_argument("--recurrence", choices=("gray", "colour"), default="gray", help="the recurrence to score (scores of colour go to dev-colour.jsonl)")
     ap.add_argument("--references", choices=("first",), help="each clip's true first frame as its key frame (scores to dev-...-refs.jsonl)")
     args = ap.parse_args()
@@ -56,6 +58,8 @@ def main() -> None:
         out = out.with_name(out.stem + f"-t{args.anneal_t:g}.jsonl")
     if args.gate_cap is not None:
         out = out.with_name(out.stem + f"-cap{args.gate_cap:g}.jsonl")
+    if args.gate_blend is not None:
+        out = out.with_name(out.stem + f"-{args.gate_blend}.jsonl")
     if args.recurrence != "gray":
         out = out.with_name(out.stem + f"-{args.recurrence}.jsonl")
     if args.references:
@@ -72,6 +76,8 @@ def main() -> None:
             arch = dataclasses.replace(arch, anneal_t=args.anneal_t)
         if args.gate_cap is not None:
             arch = dataclasses.replace(arch, chroma_gate_cap=args.gate_cap)
+        if args.gate_blend is not None:
+            arch = dataclasses.replace(arch, chroma_gate_blend=args.gate_blend)
         g = build_generator(arch)
         g.load_state_dict(state["generator"] if args.raw else (state.get("generator_ema") or state["generator"]))
         g.eval()

@@ -203,12 +203,25 @@ class CarryGate(nn.Module):
     def mix(self, g: torch.Tensor, held: torch.Tensor, guess: torch.Tensor) -> torch.Tensor:
         """The output chroma: ``g * held + (1 - g) * guess``; with ``blend`` "magnitude" that
         mix's hue at the mix of the two chromas' magnitudes (at most twice the mix's own), so
-        that where the two disagree the colour does not fade towards gray."""
+        that where the two disagree the colour does not fade towards gray; with "spread" the
+        mix's deviations from its frame mean scaled so that its spread over the frame is the
+        mix (by the mean g) of the two spreads (at most twice its own); "magnitude-spread"
+        both, in that order."""
         out = g * held + (1.0 - g) * guess
-        if self.blend == "magnitude":
+        if self.blend in ("magnitude", "magnitude-spread"):
             norm = lambda t: torch.sqrt((t * t).sum(1, keepdim=True) + 1e-8)
             target = g * norm(held) + (1.0 - g) * norm(guess)
             out = out * (target / torch.maximum(norm(out), 0.5 * target))
+        if self.blend in ("spread", "magnitude-spread"):
+            # a mix of two chroma fields that disagree in places is narrower than either (a
+            # moving average of a flickering guess fades): keep the frame's spread of colours
+            # (about its own mean, so no cast is added) at the mix of the two spreads
+            mean = lambda t: t.mean((2, 3), keepdim=True)
+            spread = lambda t: torch.sqrt(mean(((t - mean(t)) ** 2).sum(1, keepdim=True)) + 1e-8)
+            gm = mean(g)
+            target = gm * spread(held) + (1.0 - gm) * spread(guess)
+            centre = mean(out)
+            out = centre + (out - centre) * (target / torch.maximum(spread(out), 0.5 * target))
         return out
 
 

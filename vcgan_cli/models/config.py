@@ -9,10 +9,10 @@ from typing import Any
 from ..errors import WeightsError
 
 EXTRACTORS = ("resnet50-in", "efficientnet-lite0", "tiny")
-FORMAT_VERSION = 6  # 2: skip_fusion; 3: mainstream "encoder" (vcgan-lite v1) and its fields; 4: colour_recurrence; 5: the gate's keys and blend; 6: the gate's cap
+FORMAT_VERSION = 7  # 2: skip_fusion; 3: mainstream "encoder" (vcgan-lite v1) and its fields; 4: colour_recurrence; 5: the gate's keys and blend; 6: the gate's cap; 7: the "spread" blend
 MAINSTREAMS = ("unet", "encoder")
 CHROMA_HEADS = ("regress", "classes")
-GATE_BLENDS = ("linear", "magnitude")
+GATE_BLENDS = ("linear", "magnitude", "spread", "magnitude-spread")
 #: The fields of the "encoder" mainstream; written to config.json only for that design, so the
 #: U-Net models' files stay readable by the vcgan versions before it.
 ENCODER_FIELDS = ("mainstream", "chroma_head", "chroma_scale", "chroma_bins", "anneal_t", "pfe_width", "guide_radius", "guide_eps")
@@ -155,6 +155,8 @@ class ModelConfig:
                 del data["chroma_gate"]  # ... and format-4 files written before the gate stay as they were
             if self.chroma_gate_cap != 1.0:  # a cap older vcgan could not honour: it refuses the file
                 data["format_version"] = 6
+            if self.chroma_gate_blend.endswith("spread"):  # likewise a blend it does not know
+                data["format_version"] = 7
             return data
         del data["colour_recurrence"], data["chroma_carry"], data["chroma_gate"], data["chroma_gate_keys"], data["chroma_gate_blend"], data["chroma_gate_cap"]  # ... so the files before it stay as they were
         if self.mainstream == "encoder":  # format 3, every field
