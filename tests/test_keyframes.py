@@ -106,6 +106,28 @@ def test_a_key_frames_colour_follows_the_moving_object(film, carry, tmp_path):
     assert np.hypot(cb, cr).mean() < 0.02
 
 
+def test_the_shipped_model_carries_a_key_frames_colour_with_the_moving_object(film, tmp_path):
+    """The default model itself (not a stand-in): its gate holds the key frame's yellow on the
+    moving square and the key's gray elsewhere, through the shot."""
+    from vcgan_cli.runtime import load_model
+
+    src, key, _ = film
+    model = load_model(None, backend="torch")
+    assert model.config.colour_recurrence and model.config.chroma_gate
+    out = tmp_path / "out.mkv"
+    colorize_video(src, out, model=model, size=H, codec="ffv1", references=KeyFrames.load(reference=key))
+    frames = _frames(out)
+    assert len(frames) == FRAMES
+    for t in (5, 15, 25):
+        cb, cr = _chroma(frames[t])
+        ys, xs = _square(t)
+        assert cb[ys, xs].mean() < -0.2, f"frame {t}: the yellow square lost its colour"
+        if _square_x(t) > SQUARE + 8:
+            ys0, xs0 = _square(0)
+            assert cb[ys, xs].mean() < cb[ys0, xs0].mean() - 0.1, f"frame {t}: the colour stayed behind"
+        assert np.hypot(cb[-20:, -20:], cr[-20:, -20:]).mean() < 0.05  # the key's gray is held too
+
+
 def test_a_resume_inside_a_keyed_shot_carries_on_as_before(film, carry, tmp_path):
     src, key, _ = film
     keys = KeyFrames.load(reference=key)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from .colour import to_network
 from .errors import VcganError
 from .models import MULTIPLE
-from .weights import LoadedWeights, load_weights
+from .weights import DEFAULT_MODEL, LoadedWeights, load_weights
 
 #: How the placeholder input is made from the previous output: the paper's warped grayscale
 #: ("gray"), or the warped colour output itself ("colour"; a model trained for it).
@@ -132,7 +132,7 @@ class Colorizer:
             what = "key frames (--reference, --references)" if references else "--recurrence colour"
             raise VcganError(
                 f"{what} need a model trained for the colour recurrence; {self.name} ({self.source}) "
-                "was trained for the paper's gray recurrence only (no shipped model is trained for it yet)"
+                f"was trained for the paper's gray recurrence only; the default model ({DEFAULT_MODEL}) takes them"
             )
 
     @torch.inference_mode()

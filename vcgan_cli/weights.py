@@ -65,9 +65,10 @@ REGISTRY: dict[str, Registered] = {
     ),
     "vcgan-lite-v1": Registered(
         "vcgan-lite-v1",
-        "922a38af0882383b291ac43a9856658be9ad271330a2fa9d2b1469e5a58cc2d6",
-        "CPU-trained vcgan-lite v1.1 (EfficientNet-Lite0 encoder, chroma classes at 1/4, guided upsampling; ~3x faster than v0.4); see weights/vcgan-lite-v1/README.md",
-        "4c7349b691f897eebeda8d37b93638caa61daf427da47c38df3f909f7ea7acc3",
+        "97a661d064f67fb52c87505d15e71b51e70f9a2c54cd7e8e06176e18031c5fdf",
+        "CPU-trained vcgan-lite v1.2 (EfficientNet-Lite0 encoder, chroma classes at 1/4, guided upsampling; "
+        "v1.1 plus a gate for the colour recurrence and key frames; ~3x faster than v0.4); see weights/vcgan-lite-v1/README.md",
+        "3a633e80c4970c7f16dee2ecc07974790fde56722de609138f4cd1b3ab369e09",
     ),
 }
 
