@@ -107,7 +107,7 @@ def test_a_preview_converts_nothing_but_uses_what_is_cached(cache, tmp_path):
 
 
 @needs_openvino
-@pytest.mark.parametrize("arch", ["tiny-v1", "tiny-v1r", "tiny-v1k", "tiny-v1g", "tiny-v1gm"])
+@pytest.mark.parametrize("arch", ["tiny-v1", "tiny-v1r", "tiny-v1k", "tiny-v1g", "tiny-v1gm", "tiny-v1gs"])
 def test_the_shipped_design_converts_too(cache, arch):
     """The encoder design with guided upsampling (the default model's): OpenVINO 2026 refused
     its pooling kernel when it was computed from the input's shape, and auto fell back."""
