@@ -629,3 +629,29 @@ def test_every_codec_the_cli_offers_is_one_the_writer_takes_and_back(tmp_path):
             with MediaReader(src) as reader, pytest.raises(MediaError, match="does not apply"):
                 VideoWriter(tmp_path / f"c{codec.extension}", reader, codec=name, crf=10)
     assert isinstance(option["crf"].type, click.IntRange) and option["crf"].type.max == 63
+
+
+@pytest.mark.parametrize("kw", [{}, {"pix_fmt": "yuvj420p"}, {"rotation": 90},
+                                {"codec": "libx265", "pix_fmt": "yuv420p10le"}, {"codec": "ffv1", "pix_fmt": "gray"}])
+def test_a_lazy_pass_gives_the_same_frames_and_small_pictures_without_converting(tmp_path, kw):
+    """demux(lazy=True): the same frames, times and luma as an eager pass, converted only when
+    read; Frame.small (what a preview's cut search reads) is the luma area-averaged to that size
+    within half a code value, upright, for limited and full range, 8 and 10 bits, a rotation."""
+    from vcgan_cli.media.types import shrink
+
+    src = tmp_path / ("in.mkv" if kw.get("codec") == "ffv1" else "in.mp4")
+    make_clip(src, frames=8, audio=None, **kw)
+    with MediaReader(src) as reader:
+        eager = [f for f in reader.demux() if isinstance(f, Frame)]
+        lazy = [f for f in reader.demux(lazy=True) if isinstance(f, Frame)]
+        assert [(f.index, f.pts, f.time) for f in lazy] == [(f.index, f.pts, f.time) for f in eager]
+        h, w = eager[0].luma.shape
+        sh, sw = max(2, h // 4), max(2, w // 4)
+        for e, f in zip(eager, lazy):
+            assert f._luma is None  # nothing converted yet
+            small = f.small(sh, sw)
+            assert small.shape == (sh, sw) and small.dtype == np.float32 and f._luma is None
+            bits = 10 if "10" in kw.get("pix_fmt", "") else 8
+            assert np.abs(small - shrink(e.luma, sh, sw)).max() <= 0.5 / (219 * 2 ** (bits - 8)) + 1e-5
+            assert np.array_equal(f.luma, e.luma) and f.chroma == e.chroma  # converted on reading
+            assert np.array_equal(f.small(sh, sw), shrink(e.luma, sh, sw))  # then from the luma itself

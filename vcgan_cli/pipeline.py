@@ -880,14 +880,14 @@ def preview_film(
         cuts_only = Recurrence(None, ch, cw, detector=detector)  # its flow half: the shots
         shot = 0
         count = 0
-        for item in reader.demux():
+        for item in reader.demux(lazy=True):  # only the picked frames are converted whole
             if not isinstance(item, Frame):
                 continue
             if first_time is None:
                 first_time = item.time
             count += 1
             last = item
-            cur = cuts_only.prepare(item.luma)
+            cur = cuts_only.prepare(item.small(ch, cw))
             cuts_only.track(cur)
             if cur.flow is None:
                 shot += 1

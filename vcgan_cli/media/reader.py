@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import DamagedMediaError, MediaError
 from .pixels import MATRIX_TO_SWS, SPC_TO_MATRIX, dtype_for_bits, luma_plan, orient, orientation, plane_view, resolve_matrix
-from .types import AudioPacket, AudioStreamInfo, Frame, SourceTags, VideoInfo, ffmpeg_message, local_path, one_line
+from .types import AudioPacket, AudioStreamInfo, Frame, SourceTags, VideoInfo, ffmpeg_message, local_path, one_line, shrink
 
 
 def _container_duration(container) -> float | None:
@@ -64,16 +64,36 @@ def _is_attached_pic(stream) -> bool:
 # --------------------------------------------------------------------------- reader
 
 
+class _Picture:
+    """A decoded picture; its luma (and chroma measure) converted once, when first asked for."""
+
+    __slots__ = ("_reader", "_frame", "_value")
+
+    def __init__(self, reader: "MediaReader", fr: av.VideoFrame):
+        self._reader, self._frame, self._value = reader, fr, None
+
+    def convert(self) -> tuple[np.ndarray, float]:
+        if self._value is None:
+            self._value = self._reader._convert(self._frame)
+            self._frame = None  # the decoder's buffer is not kept once converted
+        return self._value
+
+    def small(self, height: int, width: int) -> np.ndarray:
+        if self._value is not None:
+            return shrink(self._value[0], height, width)
+        return self._reader._small(self._frame, height, width)
+
+
 class _PassState:
     """Book-keeping for one demux pass."""
 
-    __slots__ = ("index", "last_pts", "last_step", "audio_end", "last_luma", "last_chroma", "sent", "errors",
+    __slots__ = ("index", "last_pts", "last_step", "audio_end", "last_picture", "lazy", "sent", "errors",
                  "_faulty_pts", "_faulty_dts", "_seen_pts", "_seen_dts")
 
-    def __init__(self, step: int):
+    def __init__(self, step: int, lazy: bool = False):
         self.index = 0
-        self.last_luma: np.ndarray | None = None  # the last good picture, for stand-ins
-        self.last_chroma = 0.0
+        self.last_picture: _Picture | None = None  # the last good picture, for stand-ins
+        self.lazy = lazy  # frames convert their luma when it is first read
         self.sent: list[int] = []  # heap: timestamps of video packets sent, not yet seen come out
         self.errors = 0  # decode errors in this pass (after any junk before the first picture)
         self.last_pts: int | None = None
@@ -330,7 +350,7 @@ class MediaReader:
 
     # -- the one pass -----------------------------------------------------------------
 
-    def demux(self, seek: float | None = None) -> Iterator[Frame | AudioPacket]:
+    def demux(self, seek: float | None = None, lazy: bool = False) -> Iterator[Frame | AudioPacket]:
         """One pass over the file: decoded video frames (presentation order) and the
         audio packets of every audio stream, interleaved in demux order.
 
@@ -339,8 +359,10 @@ class MediaReader:
         the reader's ``with`` block) ends any pass still open. ``seek`` (seconds, on the
         frames' own clock: :attr:`Frame.time`) starts the pass at the last keyframe at or
         before that time instead of the beginning; frame indices then count from there.
+        ``lazy``: each frame's luma is converted only when read (in the reader of the frame,
+        not in this pass), and :meth:`Frame.small` is cheap; otherwise it is converted here.
         """
-        gen = self._demux(seek)
+        gen = self._demux(seek, lazy)
         self._passes.add(gen)
         return gen
 
@@ -377,7 +399,7 @@ class MediaReader:
         finally:
             container.close()
 
-    def _demux(self, seek: float | None = None) -> Iterator[Frame | AudioPacket]:
+    def _demux(self, seek: float | None = None, lazy: bool = False) -> Iterator[Frame | AudioPacket]:
         container = self._open_at(seek)
         try:
             vs = container.streams[self._vindex]
@@ -390,7 +412,7 @@ class MediaReader:
             step = 1
             if self.info.average_rate:
                 step = max(1, int(round(1 / (self.info.average_rate * tb))))
-            st = _PassState(step)
+            st = _PassState(step, lazy)
             damage: str | None = None
             bad: str | None = None  # what the decoder said about the first undecodable picture
             leading_errors = in_a_row = 0
@@ -489,15 +511,15 @@ class MediaReader:
             pts = heapq.heappop(st.sent)
             if pts == until or not st.errors or (st.last_pts is not None and pts <= st.last_pts):
                 continue  # it came out, or no error says it is missing, or it is in the past
-            if st.last_luma is None:
+            if st.last_picture is None:
                 if fr is None:
                     continue
-                st.last_luma, st.last_chroma = self._convert(fr)
+                st.last_picture = self._picture(fr, st)
             yield self._stand_in(st, pts)
         # a gap the demuxer skipped over (it lost its way in damaged data and found the next
         # cluster): in a constant-rate stream, the pictures that belonged there
         rate, tb = self.info.average_rate, self.info.time_base
-        if fr is not None and st.errors and rate and st.last_pts is not None and st.last_luma is not None:
+        if fr is not None and st.errors and rate and st.last_pts is not None and st.last_picture is not None:
             step = 1 / (rate * tb)  # time-base ticks per frame, exactly
             missing = round((until - st.last_pts) / step) - 1
             if 1 <= missing and abs(until - st.last_pts - (missing + 1) * step) <= step / 4:
@@ -512,8 +534,42 @@ class MediaReader:
         self.damaged_frames.append(st.index)
         self.damaged_times.append(float(pts * self.info.time_base))
         st.index += 1
-        return Frame(index=st.index - 1, pts=pts, time=float(pts * self.info.time_base),
-                     luma=st.last_luma, chroma=st.last_chroma, damaged=True)
+        return self._frame_of(st.last_picture, st.index - 1, pts, damaged=True)
+
+    def _picture(self, fr: av.VideoFrame, st: "_PassState") -> _Picture:
+        picture = _Picture(self, fr)
+        if not st.lazy:
+            picture.convert()
+        return picture
+
+    def _frame_of(self, picture: _Picture, index: int, pts: int, damaged: bool = False) -> Frame:
+        time = float(pts * self.info.time_base)
+        if picture._value is not None:  # converted (an eager pass): the frame holds the arrays
+            luma, chroma = picture._value
+            return Frame(index=index, pts=pts, time=time, luma=luma, chroma=chroma, damaged=damaged)
+        return Frame(index=index, pts=pts, time=time, damaged=damaged, source=picture)
+
+    #: orientations that turn the picture a quarter (its axes swap)
+    _QUARTER_TURNS = ("cw", "ccw", "transpose", "antitranspose")
+
+    def _small(self, fr: av.VideoFrame, height: int, width: int) -> np.ndarray:
+        """``_convert(fr)``'s luma at ``height`` x ``width``, made from the integer luma plane
+        (area-averaged, then scaled) where the picture is as announced and its first plane is
+        the luma; otherwise by converting it whole."""
+        import cv2
+
+        plan = self._plan
+        if (fr.width, fr.height) != self._coded or fr.format.name != self.info.pix_fmt or plan.convert_to is not None:
+            return shrink(self._convert(fr)[0], height, width)
+        bits = plan.bits
+        y = plane_view(fr.planes[0], dtype_for_bits(bits))
+        op = self._orient_op
+        h, w = (width, height) if op in self._QUARTER_TURNS else (height, width)  # before turning
+        smaller = h * w < y.shape[0] * y.shape[1]
+        y = cv2.resize(y, (w, h), interpolation=cv2.INTER_AREA if smaller else cv2.INTER_LINEAR).astype(np.float32)
+        s = float(2 ** (bits - 8))
+        luma = y * np.float32(1.0 / (2 ** bits - 1)) if plan.full_range else (y - np.float32(16 * s)) / np.float32(219 * s)
+        return orient(luma, op)
 
     def _frame(self, fr: av.VideoFrame, st: "_PassState") -> Frame:
         pts = st.best_effort(fr.pts, fr.dts)
@@ -524,10 +580,8 @@ class MediaReader:
                 pts = st.last_pts + 1
             st.last_step = max(1, pts - st.last_pts)
         st.last_pts = pts
-        luma, chroma = self._convert(fr)
-        st.last_luma, st.last_chroma = luma, chroma
-        out = Frame(index=st.index, pts=int(pts), time=float(pts * self.info.time_base),
-                    luma=luma, chroma=chroma)
+        st.last_picture = self._picture(fr, st)
+        out = self._frame_of(st.last_picture, st.index, int(pts))
         st.index += 1
         return out
 

@@ -56,16 +56,59 @@ class SourceTags:
     video_index: int
 
 
-@dataclass
 class Frame:
-    index: int
-    pts: int
-    time: float
-    luma: np.ndarray
-    chroma: float
-    #: True for a stand-in: the picture at this timestamp could not be decoded, so this is
-    #: the previous good picture (or, at the very start, the first good one) again.
-    damaged: bool = False
+    """A decoded picture and when it shows. ``luma``: float32 (H, W), upright, the source's Y'
+    scaled so that nominal black is 0 and white 1; ``chroma``: how far from gray the source
+    picture is (its mean |Cb|, |Cr|, 0 for a gray source). ``damaged``: a stand-in, the picture
+    at this timestamp could not be decoded, so this is the previous good picture (or, at the very
+    start, the first good one) again.
+
+    From a lazy pass (:meth:`~vcgan_cli.media.reader.MediaReader.demux` with ``lazy=True``)
+    ``luma`` and ``chroma`` are converted from the decoded picture when first read, and
+    :meth:`small` gives the picture at a small size without converting it whole, so a pass that
+    looks at every frame small (a preview's search for scene cuts) does not pay for full-size
+    float pictures."""
+
+    __slots__ = ("index", "pts", "time", "damaged", "_luma", "_chroma", "_source")
+
+    def __init__(self, index: int, pts: int, time: float, luma: np.ndarray | None = None, chroma: float = 0.0,
+                 damaged: bool = False, source=None):
+        if luma is None and source is None:
+            raise ValueError("a Frame needs its luma or a source to convert it from")
+        self.index, self.pts, self.time, self.damaged = index, pts, time, damaged
+        self._luma, self._chroma, self._source = luma, chroma, source
+
+    @property
+    def luma(self) -> np.ndarray:
+        if self._luma is None:
+            self._luma, self._chroma = self._source.convert()
+            self._source = None
+        return self._luma
+
+    @property
+    def chroma(self) -> float:
+        return self._chroma if self._luma is not None else (self.luma, self._chroma)[1]
+
+    def small(self, height: int, width: int) -> np.ndarray:
+        """The luma at ``height`` x ``width`` (area-averaged; float32, same scale as ``luma``).
+        From a lazy pass it is made from the decoded integer picture, within half a code value
+        of resizing ``luma`` itself."""
+        if self._luma is None:
+            return self._source.small(height, width)
+        return shrink(self._luma, height, width)
+
+    def __repr__(self) -> str:
+        return f"Frame(index={self.index}, pts={self.pts}, time={self.time:.3f}{', damaged' if self.damaged else ''})"
+
+
+def shrink(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``image`` at ``height`` x ``width``: area-averaged when smaller, bilinear when larger."""
+    import cv2
+
+    if image.shape[:2] == (height, width):
+        return image
+    smaller = height * width < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if smaller else cv2.INTER_LINEAR)
 
 
 @dataclass
