@@ -566,7 +566,7 @@ class MediaReader:
         op = self._orient_op
         h, w = (width, height) if op in self._QUARTER_TURNS else (height, width)  # before turning
         smaller = h * w < y.shape[0] * y.shape[1]
-        y = cv2.resize(y, (w, h), interpolation=cv2.INTER_AREA if smaller else cv2.INTER_LINEAR).astype(np.float32)
+        y = cv2.resize(y, (w, h), interpolation=cv2.INTER_AREA if smaller else cv2.INTER_CUBIC).astype(np.float32)
         s = float(2 ** (bits - 8))
         luma = y * np.float32(1.0 / (2 ** bits - 1)) if plan.full_range else (y - np.float32(16 * s)) / np.float32(219 * s)
         return orient(luma, op)

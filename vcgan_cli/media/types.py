@@ -102,13 +102,14 @@ class Frame:
 
 
 def shrink(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``image`` at ``height`` x ``width``: area-averaged when smaller, bilinear when larger."""
+    """``image`` at ``height`` x ``width``: area-averaged when smaller, bicubic when larger (as
+    :func:`vcgan_cli.runtime.resize`)."""
     import cv2
 
     if image.shape[:2] == (height, width):
         return image
     smaller = height * width < image.shape[0] * image.shape[1]
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if smaller else cv2.INTER_LINEAR)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if smaller else cv2.INTER_CUBIC)
 
 
 @dataclass

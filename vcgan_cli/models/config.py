@@ -65,9 +65,10 @@ class ModelConfig:
     #: placeholder plane, 1 in a shot with a user's key frame), so it may hold a key's colour
     #: fully yet re-guess its own where no key was given.
     chroma_gate_keys: bool = False
-    #: How the gate mixes the two chromas: "linear" (``g * placeholder + (1 - g) * network``) or
+    #: How the gate mixes the two chromas: "linear" (``g * placeholder + (1 - g) * network``),
     #: "magnitude" (that mix's hue, with the mix of the two magnitudes, so two disagreeing
-    #: guesses do not average to gray).
+    #: guesses do not average to gray), "spread" (the linear mix with the frame's spread of
+    #: colours kept at the mix of the two spreads; format 7) or "magnitude-spread" (both).
     chroma_gate_blend: str = "linear"
     #: The most the gate may hold of the placeholder's chroma where it carries no key frame
     #: (with chroma_gate_keys; everywhere without): 1 lets it propagate a shot's first guess
