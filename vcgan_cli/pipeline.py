@@ -880,24 +880,41 @@ def preview_film(
         cuts_only = Recurrence(None, ch, cw, detector=detector)  # its flow half: the shots
         shot = 0
         count = 0
-        for item in reader.demux(lazy=True):  # only the picked frames are converted whole
-            if not isinstance(item, Frame):
-                continue
-            if first_time is None:
-                first_time = item.time
-            count += 1
-            last = item
-            cur = cuts_only.prepare(item.small(ch, cw))
-            cuts_only.track(cur)
-            if cur.flow is None:
-                shot += 1
-                if count > 1:
-                    cuts.append(item.time)
-            if len(picked) < frames and item.time - first_time >= targets[len(picked)]:
-                gray = np.clip(resize(item.luma, wh, ww), 0.0, 1.0)
-                picked.append((item.index, item.time, shot, gray, np.clip(resize(item.luma, th, tile_width), 0.0, 1.0)))
-            if progress is not None and count % 10 == 0:
-                progress(Progress(count, info.frame_count, shot, time.perf_counter() - started))
+        # decoding and the small pictures in a thread, the cut search here: on two cores the
+        # pass costs about the longer of the two (only the picked frames are converted whole)
+        stop, errors = threading.Event(), []
+        scanned: queue.Queue = queue.Queue(maxsize=32)
+
+        def scan() -> None:
+            for item in reader.demux(lazy=True):
+                if isinstance(item, Frame) and not _put(scanned, (item, cuts_only.prepare(item.small(ch, cw))), stop):
+                    return
+            _put(scanned, _END, stop)
+
+        stage = _Stage("scan", scan, stop, errors)
+        stage.thread.start()
+        try:
+            while (got := _get(scanned, stop)) is not _END:
+                item, cur = got
+                if first_time is None:
+                    first_time = item.time
+                count += 1
+                last = item
+                cuts_only.track(cur)
+                if cur.flow is None:
+                    shot += 1
+                    if count > 1:
+                        cuts.append(item.time)
+                if len(picked) < frames and item.time - first_time >= targets[len(picked)]:
+                    gray = np.clip(resize(item.luma, wh, ww), 0.0, 1.0)
+                    picked.append((item.index, item.time, shot, gray, np.clip(resize(item.luma, th, tile_width), 0.0, 1.0)))
+                if progress is not None and count % 10 == 0:
+                    progress(Progress(count, info.frame_count, shot, time.perf_counter() - started))
+        finally:
+            stop.set()
+            stage.thread.join()
+        if errors:
+            raise errors[0]
         if count and len(picked) < frames:  # a film shorter than it says: the last frame
             if not picked or picked[-1][0] != last.index:
                 gray = np.clip(resize(last.luma, wh, ww), 0.0, 1.0)
