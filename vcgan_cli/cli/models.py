@@ -11,14 +11,25 @@ from .common import (
 
 @main.command("models")
 def list_models():
-    """List the models: shipped weights and the architectures."""
+    """List the models: the shipped weights (--model NAME), then the architectures that
+    `vcgan train --model` and `random:NAME` build."""
+    from ..errors import VcganError
     from ..models import VARIANTS, build_generator, count_parameters
-    from ..weights import DEFAULT_MODEL, REGISTRY, weights_dir
+    from ..weights import CONFIG_NAME, DEFAULT_MODEL, REGISTRY, read_config, weights_dir
 
     out = Console(highlight=False)
-    for name, cfg in VARIANTS.items():
-        shipped = name in REGISTRY and (weights_dir() / REGISTRY[name].folder).is_dir()
-        params = count_parameters(build_generator(cfg)) / 1e6
-        status = "shipped weights" if shipped else ("random weights" if name == "tiny" else "no weights shipped yet")
+    out.print("Shipped weights (--model NAME):")
+    for name, entry in REGISTRY.items():
         default = " (default)" if name == DEFAULT_MODEL else ""
-        out.print(f"{name:<12}{default:<10} {params:7.2f} M params, {cfg.extractor} extractors — {status}")
+        path = weights_dir() / entry.folder / CONFIG_NAME
+        try:
+            cfg = read_config(path)
+            size = f"{count_parameters(build_generator(cfg)) / 1e6:5.2f} M params"
+        except (OSError, VcganError):
+            size = "missing or unreadable"
+        out.print(f"  {name}{default}: {size}; {entry.description}")
+    out.print("Architectures (vcgan train --model NAME, --model random:NAME):")
+    for name, cfg in VARIANTS.items():
+        params = count_parameters(build_generator(cfg)) / 1e6
+        note = " (random weights, no file: --model tiny)" if name == "tiny" else ""
+        out.print(f"  {name:<16} {params:6.2f} M params, {cfg.extractor} extractors{note}")
