@@ -5,13 +5,13 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .colour import to_network
 from .errors import VcganError
+from .media.types import shrink
 from .models import MULTIPLE
 from .weights import DEFAULT_MODEL, LoadedWeights, load_weights
 
@@ -59,10 +59,8 @@ def working_size(height: int, width: int, short_side: int) -> tuple[int, int]:
 
 
 def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    if image.shape[:2] == (height, width):
-        return image
-    shrinking = height * width < image.shape[0] * image.shape[1]
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+    """``image`` at ``height`` x ``width`` (area-averaged when smaller, bicubic when larger)."""
+    return shrink(image, height, width)
 
 
 @dataclass

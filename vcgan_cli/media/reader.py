@@ -64,6 +64,15 @@ def _is_attached_pic(stream) -> bool:
 # --------------------------------------------------------------------------- reader
 
 
+def _scaled(y: np.ndarray, plan) -> np.ndarray:
+    """Integer luma codes (as float32) to the reader's scale: nominal black 0, white 1."""
+    bits = plan.bits
+    if plan.full_range:
+        return y * np.float32(1.0 / (2 ** bits - 1))
+    s = float(2 ** (bits - 8))
+    return (y - np.float32(16 * s)) / np.float32(219 * s)
+
+
 class _Picture:
     """A decoded picture; its luma (and chroma measure) converted once, when first asked for."""
 
@@ -327,11 +336,7 @@ class MediaReader:
         bits = plan.bits
         dt = dtype_for_bits(bits)
         s = float(2 ** (bits - 8))
-        y = plane_view(fr.planes[0], dt).astype(np.float32)
-        if plan.full_range:
-            luma = y * np.float32(1.0 / (2 ** bits - 1))
-        else:
-            luma = (y - np.float32(16 * s)) / np.float32(219 * s)
+        luma = _scaled(plane_view(fr.planes[0], dt).astype(np.float32), plan)
 
         chroma = 0.0
         if plan.chroma != "none" and len(fr.planes) >= 2:
@@ -567,9 +572,7 @@ class MediaReader:
         h, w = (width, height) if op in self._QUARTER_TURNS else (height, width)  # before turning
         smaller = h * w < y.shape[0] * y.shape[1]
         y = cv2.resize(y, (w, h), interpolation=cv2.INTER_AREA if smaller else cv2.INTER_CUBIC).astype(np.float32)
-        s = float(2 ** (bits - 8))
-        luma = y * np.float32(1.0 / (2 ** bits - 1)) if plan.full_range else (y - np.float32(16 * s)) / np.float32(219 * s)
-        return orient(luma, op)
+        return orient(_scaled(y, plan), op)
 
     def _frame(self, fr: av.VideoFrame, st: "_PassState") -> Frame:
         pts = st.best_effort(fr.pts, fr.dts)

@@ -87,7 +87,9 @@ class Frame:
 
     @property
     def chroma(self) -> float:
-        return self._chroma if self._luma is not None else (self.luma, self._chroma)[1]
+        if self._luma is None:
+            self.luma  # noqa: B018 - converts both
+        return self._chroma
 
     def small(self, height: int, width: int) -> np.ndarray:
         """The luma at ``height`` x ``width`` (area-averaged; float32, same scale as ``luma``).
@@ -102,8 +104,8 @@ class Frame:
 
 
 def shrink(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``image`` at ``height`` x ``width``: area-averaged when smaller, bicubic when larger (as
-    :func:`vcgan_cli.runtime.resize`)."""
+    """``image`` at ``height`` x ``width``: area-averaged when smaller, bicubic when larger (the
+    one resizing rule; :func:`vcgan_cli.runtime.resize` is this)."""
     import cv2
 
     if image.shape[:2] == (height, width):
