@@ -266,6 +266,38 @@ def test_the_spread_blend_keeps_the_frames_spread_of_colours_without_adding_a_ca
     assert dataclasses.replace(cfg, chroma_gate_blend="magnitude-spread").to_dict()["format_version"] == 7
 
 
+def test_a_gray_guess_makes_the_colour_recurrences_own_guess_the_gray_recurrences(tmp_path):
+    """chroma_gate_guess "gray": on a frame without a key the network's own guess comes from the
+    gray of the colour placeholder (a shut gate gives the gray recurrence's output exactly); on
+    a keyed frame nothing changes; format 8, written only where used."""
+    torch.manual_seed(0)
+    base = dataclasses.replace(VARIANTS["tiny-v1gs"], chroma_gate_blend="linear", chroma_gate_cap=1.0)
+    coloured = build_generator(base).eval()
+    grayed = build_generator(dataclasses.replace(base, chroma_gate_guess="gray")).eval()
+    grayed.load_state_dict(coloured.state_dict())
+    x = torch.rand(1, 1, 128, 192) * 2 - 1
+    colour = torch.rand(1, 3, 128, 192) * 2 - 1
+    gray = (torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1) * colour).sum(1, keepdim=True)
+    plane = lambda v: torch.full((1, 1, 128, 192), v)
+    with torch.no_grad():
+        keyed = torch.cat((colour, plane(1.0)), 1)
+        assert torch.equal(grayed(x, keyed), coloured(x, keyed))
+        unkeyed = torch.cat((colour, plane(-1.0)), 1)
+        assert (grayed(x, unkeyed) - coloured(x, unkeyed)).abs().max() > 1e-3
+        for g in (grayed, coloured):
+            g.gate.out.bias.fill_(-30.0)  # shut: the output is the network's own guess
+        assert (grayed(x, unkeyed) - grayed(x, gray)).abs().max() < 1e-5  # the gray recurrence's
+        assert (coloured(x, unkeyed) - coloured(x, gray)).abs().max() > 1e-3
+    cfg = grayed.config
+    assert cfg.to_dict()["format_version"] == 8 and "chroma_gate_guess" not in base.to_dict()
+    save_weights(grayed, tmp_path / "m")
+    assert load_weights(str(tmp_path / "m")).config == cfg
+    with pytest.raises(WeightsError, match="unknown chroma_gate_guess"):
+        dataclasses.replace(base, chroma_gate_guess="sepia")
+    with pytest.raises(WeightsError, match="fields of the gate"):
+        ModelConfig(name="x", mainstream="encoder", chroma_gate_guess="gray")
+
+
 def test_the_gates_key_and_blend_fields_are_format_5_and_only_where_used(tmp_path):
     data = VARIANTS["tiny-v1gm"].to_dict()
     assert data["format_version"] == 5 and data["chroma_gate_keys"] is True and data["chroma_gate_blend"] == "magnitude"

@@ -467,7 +467,7 @@ def test_a_large_photo_is_converted_in_strips_with_little_memory_per_pixel(tmp_p
 
 def test_models_lists_the_shipped_weights_by_their_own_config_then_the_architectures():
     """`vcgan models`: each shipped model's size is read from its own config.json (the default,
-    v1.2, is the gated design, not the architecture of the same name), then the trainable ones."""
+    v1.3, is the gated design, not the architecture of the same name), then the trainable ones."""
     from vcgan_cli.models import count_parameters
     from vcgan_cli.weights import DEFAULT_MODEL, load_weights
 
@@ -475,5 +475,5 @@ def test_models_lists_the_shipped_weights_by_their_own_config_then_the_architect
     assert r.exit_code == 0, r.output
     shipped, archs = r.output.split("Architectures")
     size = count_parameters(load_weights(DEFAULT_MODEL).generator) / 1e6
-    assert f"{DEFAULT_MODEL} (default): {size:5.2f} M params" in shipped and "v1.2" in shipped
+    assert f"{DEFAULT_MODEL} (default): {size:5.2f} M params" in shipped and "v1.3" in shipped
     assert "vcgan-lite-v1gk" in archs and "tiny" in archs

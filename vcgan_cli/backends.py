@@ -41,8 +41,12 @@ def cache_dir() -> Path:
 
 
 def weights_digest(generator: torch.nn.Module) -> str:
-    """SHA-256 over the generator's architecture and every tensor's bytes."""
+    """SHA-256 over the generator's architecture, the code that builds its graph (the models
+    package's source: a change there, say in what the gate is told, must not reuse a graph
+    converted from the old code) and every tensor's bytes."""
     h = hashlib.sha256(generator.config.to_json().encode())
+    for source in sorted(Path(__file__).with_name("models").glob("*.py")):
+        h.update(source.read_bytes())
     for name, t in generator.state_dict().items():
         h.update(name.encode())
         h.update(t.detach().to("cpu").contiguous().numpy().tobytes())

@@ -65,10 +65,10 @@ REGISTRY: dict[str, Registered] = {
     ),
     "vcgan-lite-v1": Registered(
         "vcgan-lite-v1",
-        "97a661d064f67fb52c87505d15e71b51e70f9a2c54cd7e8e06176e18031c5fdf",
-        "CPU-trained vcgan-lite v1.2 (EfficientNet-Lite0 encoder, chroma classes at 1/4, guided upsampling; "
+        "6ad8ccfb84ef765de420434b44c3109a414d9f432ba2b507221b0e60bc8d9c06",
+        "CPU-trained vcgan-lite v1.3 (EfficientNet-Lite0 encoder, chroma classes at 1/4, guided upsampling; "
         "v1.1 plus a gate for the colour recurrence and key frames; ~3x faster than v0.4); see weights/vcgan-lite-v1/README.md",
-        "3a633e80c4970c7f16dee2ecc07974790fde56722de609138f4cd1b3ab369e09",
+        "0f56a588eeb5a5ef59dc40f63d67c0fd7579aafa30ab18b47403122284af9c53",
     ),
 }
 

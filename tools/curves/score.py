@@ -17,6 +17,7 @@ import torch
 
 from vcgan_cli.bench import GRAY_ROW, GT_ROW, evaluate_quality
 from vcgan_cli.models import build_generator
+from vcgan_cli.models.config import GATE_BLENDS, GATE_GUESSES
 from vcgan_cli.runtime import Colorizer
 from vcgan_cli.train.trainer import load_checkpoint, run_architecture
 from vcgan_cli.weights import LoadedWeights
@@ -35,8 +36,9 @@ def main() -> None:
                     "chosen on dev); scores go to dev-tT.jsonl")
     ap.add_argument("--gate-cap", type=float, help="a gated model's chroma_gate_cap (the most it holds of the placeholder "
                     "where no key frame is carried; a setting of the model, chosen on dev); scores go to dev-capC....jsonl")
-    ap.add_argument("--gate-blend", choices=("linear", "magnitude", "spread", "magnitude-spread"), help="a gated model's chroma_gate_blend "
+    ap.add_argument("--gate-blend", choices=GATE_BLENDS, help="a gated model's chroma_gate_blend "
                     "(how the held and the guessed chroma mix; an inference setting, chosen on dev); scores to dev-...-B.jsonl")
+    ap.add_argument("--gate-guess", choices=GATE_GUESSES, help="a gated model's chroma_gate_guess (what its own guess is made from)")
     ap.add_argument("--recurrence", choices=("gray", "colour"), default="gray", help="the recurrence to score (scores of colour go to dev-colour.jsonl)")
     ap.add_argument("--references", choices=("first",), help="each clip's true first frame as its key frame (scores to dev-...-refs.jsonl)")
     args = ap.parse_args()
@@ -60,6 +62,8 @@ def main() -> None:
         out = out.with_name(out.stem + f"-cap{args.gate_cap:g}.jsonl")
     if args.gate_blend is not None:
         out = out.with_name(out.stem + f"-{args.gate_blend}.jsonl")
+    if args.gate_guess is not None:
+        out = out.with_name(out.stem + f"-guess{args.gate_guess}.jsonl")
     if args.recurrence != "gray":
         out = out.with_name(out.stem + f"-{args.recurrence}.jsonl")
     if args.references:
@@ -78,6 +82,8 @@ def main() -> None:
             arch = dataclasses.replace(arch, chroma_gate_cap=args.gate_cap)
         if args.gate_blend is not None:
             arch = dataclasses.replace(arch, chroma_gate_blend=args.gate_blend)
+        if args.gate_guess is not None:
+            arch = dataclasses.replace(arch, chroma_gate_guess=args.gate_guess)
         g = build_generator(arch)
         g.load_state_dict(state["generator"] if args.raw else (state.get("generator_ema") or state["generator"]))
         g.eval()

@@ -298,6 +298,18 @@ class EncoderGenerator(nn.Module):
         planes = EncoderGenerator._placeholder_planes(x, i) if planes is None else planes
         return F.avg_pool2d(planes, k).to(x.dtype)
 
+    def _guess_from(self, i: torch.Tensor, key_plane: torch.Tensor | None) -> torch.Tensor:
+        """What the placeholder extractor sees: the placeholder, or with ``chroma_gate_guess``
+        "gray" a colour placeholder's gray on frames without a key frame (so the network's own
+        guess is the gray recurrence's; the gate still holds the placeholder's colour)."""
+        if i.shape[1] != 3 or self.gate is None or self.config.chroma_gate_guess != "gray":
+            return i
+        gray = (_KR * i[:, :1] + _KG * i[:, 1:2] + _KB * i[:, 2:3]).expand_as(i)
+        if key_plane is None:
+            return gray
+        keyed = key_plane.mean((1, 2, 3), keepdim=True) > 0.0  # a key frame's colour: as trained
+        return torch.where(keyed, i, gray)
+
     def forward(self, x: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         if h % 64 or w % 64 or min(h, w) < 128:
@@ -308,7 +320,7 @@ class EncoderGenerator(nn.Module):
         if i.shape[1] == 4:
             key_plane, i = i[:, 3:], i[:, :3]
         g32, (g4, g8, g16) = self.gfe.forward_pyramid(x)
-        p4, p8, p16 = self.pfe(i)
+        p4, p8, p16 = self.pfe(self._guess_from(i, key_plane))
         up = lambda t: F.interpolate(t, scale_factor=2.0, mode="bilinear", align_corners=False)
         u = self.up16(torch.cat((up(g32), g16, p16), 1))
         u = self.up8(torch.cat((up(u), g8, p8), 1))

@@ -9,10 +9,11 @@ from typing import Any
 from ..errors import WeightsError
 
 EXTRACTORS = ("resnet50-in", "efficientnet-lite0", "tiny")
-FORMAT_VERSION = 7  # 2: skip_fusion; 3: mainstream "encoder" (vcgan-lite v1) and its fields; 4: colour_recurrence; 5: the gate's keys and blend; 6: the gate's cap; 7: the "spread" blend
+FORMAT_VERSION = 8  # 2: skip_fusion; 3: mainstream "encoder" (vcgan-lite v1) and its fields; 4: colour_recurrence; 5: the gate's keys and blend; 6: the gate's cap; 7: the "spread" blend; 8: the gate's guess
 MAINSTREAMS = ("unet", "encoder")
 CHROMA_HEADS = ("regress", "classes")
 GATE_BLENDS = ("linear", "magnitude", "spread", "magnitude-spread")
+GATE_GUESSES = ("colour", "gray")
 #: The fields of the "encoder" mainstream; written to config.json only for that design, so the
 #: U-Net models' files stay readable by the vcgan versions before it.
 ENCODER_FIELDS = ("mainstream", "chroma_head", "chroma_scale", "chroma_bins", "anneal_t", "pfe_width", "guide_radius", "guide_eps")
@@ -75,6 +76,11 @@ class ModelConfig:
     #: for ever; below 1 each frame keeps at least (1 - cap) of the network's own guess, a
     #: moving average of the guesses along the flow with a time constant of 1 / (1 - cap) frames.
     chroma_gate_cap: float = 1.0
+    #: What the network's own guess (the chroma the gate mixes with the held one) is made from
+    #: on a frame without a key: "colour", the warped colour placeholder itself, as the gate was
+    #: trained; "gray", that placeholder's gray, so the guess is the paper's gray recurrence's
+    #: exactly and the colour recurrence only adds what the gate holds (format 8).
+    chroma_gate_guess: str = "colour"
     format_version: int = dataclasses.field(default=FORMAT_VERSION, compare=False)  # of the file, not the network
 
     def __post_init__(self) -> None:
@@ -90,8 +96,11 @@ class ModelConfig:
         for name in ("chroma_carry", "chroma_gate"):
             if getattr(self, name) and self.mainstream != "encoder":
                 raise WeightsError(f"config: {name} is a field of the encoder design (mainstream \"encoder\")")
-        if (self.chroma_gate_keys or self.chroma_gate_blend != "linear" or self.chroma_gate_cap != 1.0) and not self.chroma_gate:
-            raise WeightsError("config: chroma_gate_keys, chroma_gate_blend and chroma_gate_cap are fields of the gate (chroma_gate)")
+        if (self.chroma_gate_keys or self.chroma_gate_blend != "linear" or self.chroma_gate_cap != 1.0
+                or self.chroma_gate_guess != "colour") and not self.chroma_gate:
+            raise WeightsError("config: chroma_gate_keys, chroma_gate_blend, chroma_gate_cap and chroma_gate_guess are fields of the gate (chroma_gate)")
+        if self.chroma_gate_guess not in GATE_GUESSES:
+            raise WeightsError(f"config: unknown chroma_gate_guess {self.chroma_gate_guess!r} (known: {', '.join(GATE_GUESSES)})")
         if not 0.0 <= self.chroma_gate_cap <= 1.0:
             raise WeightsError(f"config: chroma_gate_cap must be in [0, 1], got {self.chroma_gate_cap}")
         if self.chroma_gate_blend not in GATE_BLENDS:
@@ -146,6 +155,8 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         if self.colour_recurrence or self.chroma_carry or self.chroma_gate:  # format 4: only a model that has them says so
+            if self.chroma_gate_guess == "colour":  # format 8 only where used
+                del data["chroma_gate_guess"]
             if self.chroma_gate_cap == 1.0:  # format 6 only where used
                 del data["chroma_gate_cap"]
                 data["format_version"] = min(self.format_version, 5)
@@ -158,8 +169,10 @@ class ModelConfig:
                 data["format_version"] = 6
             if self.chroma_gate_blend.endswith("spread"):  # likewise a blend it does not know
                 data["format_version"] = 7
+            if self.chroma_gate_guess != "colour":
+                data["format_version"] = 8
             return data
-        del data["colour_recurrence"], data["chroma_carry"], data["chroma_gate"], data["chroma_gate_keys"], data["chroma_gate_blend"], data["chroma_gate_cap"]  # ... so the files before it stay as they were
+        del data["colour_recurrence"], data["chroma_carry"], data["chroma_gate"], data["chroma_gate_keys"], data["chroma_gate_blend"], data["chroma_gate_cap"], data["chroma_gate_guess"]  # ... so the files before it stay as they were
         if self.mainstream == "encoder":  # format 3, every field
             data["format_version"] = min(self.format_version, 3)
             return data
@@ -234,7 +247,7 @@ VARIANTS: dict[str, ModelConfig] = {
         mainstream="encoder", chroma_head="classes", chroma_bins=4, pfe_width=4, chroma_gate=True,
         chroma_gate_keys=True, chroma_gate_blend="magnitude",
     ),
-    # the shipped v1.2's gate settings on the tiny network (a key-aware gate, capped at 0.92 on
+    # v1.2's gate settings on the tiny network (a key-aware gate, capped at 0.92 on
     # shots without a key, keeping the frame's spread of colours), for tests
     "tiny-v1gs": ModelConfig(
         name="tiny-v1", base_width=4, extractor="tiny", extractor_channels=8, nonlocal_blocks=0,
