@@ -271,7 +271,7 @@ def test_a_gray_guess_makes_the_colour_recurrences_own_guess_the_gray_recurrence
     gray of the colour placeholder (a shut gate gives the gray recurrence's output exactly); on
     a keyed frame nothing changes; format 8, written only where used."""
     torch.manual_seed(0)
-    base = dataclasses.replace(VARIANTS["tiny-v1gs"], chroma_gate_blend="linear", chroma_gate_cap=1.0)
+    base = dataclasses.replace(VARIANTS["tiny-v1gs"], chroma_gate_blend="linear", chroma_gate_cap=1.0, chroma_gate_guess="colour")
     coloured = build_generator(base).eval()
     grayed = build_generator(dataclasses.replace(base, chroma_gate_guess="gray")).eval()
     grayed.load_state_dict(coloured.state_dict())

@@ -247,12 +247,13 @@ VARIANTS: dict[str, ModelConfig] = {
         mainstream="encoder", chroma_head="classes", chroma_bins=4, pfe_width=4, chroma_gate=True,
         chroma_gate_keys=True, chroma_gate_blend="magnitude",
     ),
-    # v1.2's gate settings on the tiny network (a key-aware gate, capped at 0.92 on
-    # shots without a key, keeping the frame's spread of colours), for tests
+    # the shipped v1.3's gate settings on the tiny network (a key-aware gate, capped at 0.92 on
+    # shots without a key, keeping the frame's spread of colours, its own guess from the gray
+    # of the placeholder), for tests (the OpenVINO conversion among them)
     "tiny-v1gs": ModelConfig(
         name="tiny-v1", base_width=4, extractor="tiny", extractor_channels=8, nonlocal_blocks=0,
         mainstream="encoder", chroma_head="classes", chroma_bins=4, pfe_width=4, chroma_gate=True,
-        chroma_gate_keys=True, chroma_gate_blend="spread", chroma_gate_cap=0.92,
+        chroma_gate_keys=True, chroma_gate_blend="spread", chroma_gate_cap=0.92, chroma_gate_guess="gray",
     ),
     "tiny-v1g": ModelConfig(
         name="tiny-v1", base_width=4, extractor="tiny", extractor_channels=8, nonlocal_blocks=0,
