@@ -716,3 +716,34 @@ def test_training_only_the_carry_path_leaves_the_gray_recurrence_as_it_was(tmp_p
         assert not torch.allclose(g(x, colour), base(x, colour), atol=1e-4)  # the colour recurrence learned
     with pytest.raises(VcganError, match="needs an architecture with a carry path"):
         Trainer(config(tmp_path / "b", photos, **{**kw, "model": "tiny-v1"}))
+
+
+def test_freeze_norm_keeps_the_init_models_batchnorm_statistics(tmp_path, photos):
+    """--freeze-norm: the weights train but every BatchNorm keeps the --init model's running
+    statistics, in the network and in its moving average, so the fine-tune's first forward pass
+    is the forked model's own; a plain fine-tune re-estimates them at once. Refused without --init."""
+    from vcgan_cli.models import VARIANTS, build_generator
+    from vcgan_cli.weights import save_weights
+
+    torch.manual_seed(0)
+    base = build_generator(VARIANTS["tiny-v1"])
+    for m in base.modules():  # statistics unlike a fresh network's, as a trained model's are
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    save_weights(base, tmp_path / "base")
+    stats = lambda g: {k: v.clone() for k, v in g.state_dict().items() if "running_" in k}
+    runs = {}
+    for frozen in (True, False):
+        t = Trainer(config(tmp_path, photos, stage=1, model="tiny-v1", init=str(tmp_path / "base"), steps=3,
+                           lr_g=1e-2, ema_decay=0.9, freeze_norm=frozen, out=str(tmp_path / f"run{frozen}")))
+        before, weights = stats(t.generator), {k: v.clone() for k, v in t.generator.named_parameters()}
+        t.run()
+        assert any(not torch.equal(weights[k], v) for k, v in t.generator.named_parameters())  # it trained
+        runs[frozen] = (before, stats(t.generator), stats(t.ema))
+    before, after, ema = runs[True]
+    assert before and all(torch.equal(before[k], after[k]) and torch.equal(before[k], ema[k]) for k in before)
+    before, after, _ = runs[False]
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    with pytest.raises(VcganError, match="--freeze-norm keeps an --init model's"):
+        Trainer(config(tmp_path, photos, stage=1, model="tiny-v1", freeze_norm=True, out=str(tmp_path / "no-init")))

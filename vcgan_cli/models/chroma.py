@@ -256,16 +256,25 @@ class EncoderGenerator(nn.Module):
         #: Train only the colour recurrence's parts (carry path, gate; the rest frozen with its
         #: BatchNorm statistics): see train().
         self.frozen_trunk = False
+        #: Every BatchNorm keeps its running statistics while the weights train (a fine-tune
+        #: from a trained model: training then starts from the very network it forks).
+        self.frozen_norm = False
         self.logits_log: list[torch.Tensor] | None = None
 
     def train(self, mode: bool = True):
         """With ``frozen_trunk`` only the carry path trains; the rest stays in eval mode, so its
-        BatchNorm statistics stay those it was trained with."""
+        BatchNorm statistics stay those it was trained with; with ``frozen_norm`` every
+        BatchNorm stays in eval mode."""
         if not self.frozen_trunk:
-            return super().train(mode)
-        super().train(False)
-        for part in self.colour_parts():
-            part.train(mode)
+            super().train(mode)
+        else:
+            super().train(False)
+            for part in self.colour_parts():
+                part.train(mode)
+        if mode and self.frozen_norm:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         return self
 
     def colour_parts(self) -> list[nn.Module]:

@@ -49,6 +49,9 @@ class TrainConfig:
     init: str | None = None  # stage-1 run folder, checkpoint or exported model to start from
     pretrained: bool = True  # ImageNet-initialised extractors where the variant has them
     freeze_extractors: bool = False  # keep the extractors' pretrained backbones fixed (faster on a CPU)
+    # keep every BatchNorm's running statistics as they are (the --init model's) while the weights
+    # train, so a fine-tune starts from exactly the network it was forked from (vcgan-lite v1 designs)
+    freeze_norm: bool = False
     resnet50_in: str | None = None  # ImageNet ResNet-50-IN checkpoint for the `vcgan` variant
     size: int = 256
     batch_size: int | None = None
@@ -174,6 +177,8 @@ class TrainConfig:
             raise VcganError(f"--train-only carry needs an architecture with a carry path or gate (vcgan-lite-v1k, -v1g, -v1gk, -v1gm), not {c.model}")
         if c.train_only == "carry" and not (c.colour_recurrence or c.reference):
             raise VcganError("--train-only carry trains the colour recurrence's path: give --colour-recurrence or --reference")
+        if c.freeze_norm and not (VARIANTS[c.model].mainstream == "encoder" and c.init):
+            raise VcganError("--freeze-norm keeps an --init model's BatchNorm statistics: give --init, with a vcgan-lite-v1 architecture")
         if (c.colour_recurrence or c.reference) and c.stage != 2:
             raise VcganError("--colour-recurrence and --reference are for stage 2 (videos)")
         if not 0.0 <= c.synthetic <= 1.0:
@@ -224,6 +229,7 @@ TRAIN_OPTIONS: tuple[TrainOption, ...] = (
     TrainOption("--resnet50-in", "resnet50_in", "path", "ImageNet ResNet-50-IN checkpoint for the vcgan extractors."),
     TrainOption("--no-pretrained", "pretrained", "off", "Do not initialise the extractors from ImageNet."),
     TrainOption("--freeze-extractors", "freeze_extractors", "on", "Keep the extractors' pretrained backbones fixed (about 1.5x faster on a CPU)."),
+    TrainOption("--freeze-norm", "freeze_norm", "on", "Keep every BatchNorm's running statistics (the --init model's) while the weights train, so a fine-tune starts from the very network it forks (vcgan-lite-v1 designs)."),
     TrainOption("--raw-loss", "keep_luma", "off", "Score the network's raw RGB (the paper's) instead of its colour on the source's own luma, which is what vcgan outputs."),
     TrainOption("--size", "size", "int", "Crop size: a multiple of 64, at least 128 (default 256).", 128, 2048),
     TrainOption("--batch-size", "batch_size", "int", "Default 16 (stage 1) / 4 (stage 2).", 1),
@@ -475,6 +481,8 @@ class Trainer:
             for part in self.generator.colour_parts():
                 part.requires_grad_(True)
             self.generator.frozen_trunk = True  # its train() keeps the rest in eval mode
+        if c.freeze_norm:
+            self.generator.frozen_norm = True  # its train() keeps every BatchNorm in eval mode
         if c.freeze_extractors:
             for ext in (self.generator.gfe, self.generator.pfe):
                 if self.generator.config.mainstream == "unet" or hasattr(ext, "backbone"):  # v1's lean PFE is not one
