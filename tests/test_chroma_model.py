@@ -57,6 +57,31 @@ def test_v1_config_round_trips_and_old_configs_keep_their_format(tmp_path):
     assert loaded.config == VARIANTS["tiny-v1"]
 
 
+@pytest.mark.parametrize("name", ["vcgan-lite-v1-l2", "vcgan-lite-v1c-l1"])
+def test_the_lite1_and_lite2_encoder_designs_build_round_trip_and_say_format_9(tmp_path, name):
+    """The v1 designs on EfficientNet-Lite1/Lite2: the decoder takes the deeper encoder's own
+    pyramid, the output keeps the luma, and the config (format 9, which vcgan before it refuses
+    with "upgrade vcgan") and the weights round-trip through a model folder."""
+    cfg = VARIANTS[name]
+    data = json.loads(cfg.to_json())
+    assert data["format_version"] == 9 and ModelConfig.from_dict(data) == cfg
+    assert json.loads(VARIANTS["vcgan-lite-v1c"].to_json())["format_version"] == 3  # Lite0's stay as they were
+    torch.manual_seed(0)
+    g = build_generator(cfg).eval()
+    assert g.gfe.pyramid_channels == ((24, 48, 120) if name.endswith("l2") else (24, 40, 112))
+    x = torch.rand(1, 1, 128, 192) * 2 - 1
+    with torch.no_grad():
+        y = g(x, x)
+    assert y.shape == (1, 3, 128, 192) and torch.allclose(rgb_to_gray_tensor(y), x, atol=1e-5)
+    save_weights(g, tmp_path / "m")
+    loaded = load_weights(str(tmp_path / "m"))
+    assert loaded.config == cfg
+    with torch.no_grad():
+        assert torch.allclose(loaded.generator(x, x), g.half().float()(x, x), atol=1e-3)
+    with pytest.raises(WeightsError, match="newer than this vcgan"):
+        ModelConfig.from_dict({**data, "format_version": 10})
+
+
 def test_shipped_unet_model_folder_still_loads():
     loaded = load_weights("weights/vcgan-lite")
     assert isinstance(loaded.generator, (Generator, EncoderGenerator))

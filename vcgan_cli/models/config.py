@@ -8,8 +8,10 @@ from typing import Any
 
 from ..errors import WeightsError
 
-EXTRACTORS = ("resnet50-in", "efficientnet-lite0", "tiny")
-FORMAT_VERSION = 8  # 2: skip_fusion; 3: mainstream "encoder" (vcgan-lite v1) and its fields; 4: colour_recurrence; 5: the gate's keys and blend; 6: the gate's cap; 7: the "spread" blend; 8: the gate's guess
+EXTRACTORS = ("resnet50-in", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "tiny")
+FORMAT_VERSION = 9  # 2: skip_fusion; 3: mainstream "encoder" (vcgan-lite v1) and its fields; 4: colour_recurrence; 5: the gate's keys and blend; 6: the gate's cap; 7: the "spread" blend; 8: the gate's guess; 9: the EfficientNet-Lite1/2 extractors
+#: Extractors that vcgan before format 9 did not know: a config using one says format 9, so older vcgan asks to be upgraded.
+FORMAT_9_EXTRACTORS = ("efficientnet-lite1", "efficientnet-lite2")
 MAINSTREAMS = ("unet", "encoder")
 CHROMA_HEADS = ("regress", "classes")
 GATE_BLENDS = ("linear", "magnitude", "spread", "magnitude-spread")
@@ -153,6 +155,13 @@ class ModelConfig:
             raise WeightsError(f"config: train_size must be 64..4096, got {self.train_size}")
 
     def to_dict(self) -> dict[str, Any]:
+        data = self._fields()
+        if self.extractor in FORMAT_9_EXTRACTORS:
+            data["format_version"] = 9
+        return data
+
+    def _fields(self) -> dict[str, Any]:
+        """The fields to write, with the oldest format version that can read them."""
         data = dataclasses.asdict(self)
         if self.colour_recurrence or self.chroma_carry or self.chroma_gate:  # format 4: only a model that has them says so
             if self.chroma_gate_guess == "colour":  # format 8 only where used
@@ -221,6 +230,11 @@ VARIANTS: dict[str, ModelConfig] = {
         name="vcgan-lite", base_width=32, extractor="efficientnet-lite0", extractor_channels=256,
         nonlocal_blocks=0, mainstream="encoder", chroma_head="classes",
     ),
+    # the same designs on the deeper (Lite1) and deeper, wider (Lite2) ImageNet encoders
+    **{f"vcgan-lite-v1{head}-l{n}": ModelConfig(
+        name="vcgan-lite", base_width=32, extractor=f"efficientnet-lite{n}", extractor_channels=256,
+        nonlocal_blocks=0, mainstream="encoder", chroma_head="classes" if head else "regress",
+    ) for head in ("", "c") for n in (1, 2)},
     # v1c with the colour recurrence's carry path (trained for it: stage 2 --colour-recurrence)
     "vcgan-lite-v1k": ModelConfig(
         name="vcgan-lite", base_width=32, extractor="efficientnet-lite0", extractor_channels=256,

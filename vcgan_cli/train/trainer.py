@@ -224,7 +224,7 @@ TRAIN_OPTIONS: tuple[TrainOption, ...] = (
     TrainOption("--synthetic-data", "synthetic_data", "paths", "Stage 2: photos to make clips from by smooth camera motion with exact flow."),
     TrainOption("--synthetic", "synthetic", "float", "Stage 2: share of synthetic clips (default 0.5 when --synthetic-data is given).", 0, 1),
     TrainOption("--val", "val", "path", "Validation clips (DAVIS layout), scored with the bench code."),
-    TrainOption("--model", "model", "text", "Architecture: vcgan-lite-v1 (default, the shipped design), vcgan-lite-v1c (classification head), vcgan-lite-v1k (v1c with a carry path for the colour recurrence), vcgan-lite-v1g (v1c with a gate that holds the placeholder's colour), vcgan-lite-v1gk (its gate told which shots have a key frame), vcgan-lite-v1gm (v1gk keeping the mixed colour's magnitude), vcgan-lite (v0.4 U-Net), vcgan (the paper) or tiny / tiny-v1."),
+    TrainOption("--model", "model", "text", "Architecture: vcgan-lite-v1 (default, the shipped design), vcgan-lite-v1c (classification head), vcgan-lite-v1k (v1c with a carry path for the colour recurrence), vcgan-lite-v1g (v1c with a gate that holds the placeholder's colour), vcgan-lite-v1gk (its gate told which shots have a key frame), vcgan-lite-v1gm (v1gk keeping the mixed colour's magnitude), vcgan-lite-v1-l1 / -v1-l2 / -v1c-l1 / -v1c-l2 (v1 and v1c on the EfficientNet-Lite1 / Lite2 encoder), vcgan-lite (v0.4 U-Net), vcgan (the paper) or tiny / tiny-v1."),
     TrainOption("--init", "init", "path", "Start from a run, checkpoint or exported model (a fine-tune, or stage 2 from stage 1)."),
     TrainOption("--resnet50-in", "resnet50_in", "path", "ImageNet ResNet-50-IN checkpoint for the vcgan extractors."),
     TrainOption("--no-pretrained", "pretrained", "off", "Do not initialise the extractors from ImageNet."),
@@ -561,11 +561,11 @@ class Trainer:
             self.say(f"initialised from {c.init}" + (f"; starting fresh (not in it, or another shape): {len(fresh)} tensors ({names})" if fresh else ""))
             return
         arch: ModelConfig = VARIANTS[c.model]
-        if c.pretrained and arch.extractor == "efficientnet-lite0":
+        if c.pretrained and arch.extractor.startswith("efficientnet-lite"):
             for ext in (self.generator.gfe, self.generator.pfe):
                 if hasattr(ext, "load_imagenet"):  # not v1's lean PFE
                     ext.load_imagenet()
-            self.say("extractors: ImageNet EfficientNet-Lite0")
+            self.say(f"extractors: ImageNet EfficientNet-Lite{arch.extractor.removeprefix('efficientnet-lite')}")
         elif arch.extractor == "resnet50-in" and c.resnet50_in:
             state = torch.load(c.resnet50_in, map_location="cpu", weights_only=True)
             for ext in (self.generator.gfe, self.generator.pfe):
