@@ -92,6 +92,7 @@ def test_state_dict_matches_checkpoint_layout():
     assert got == want
     assert len(got) == CHECKPOINT_KEYS
     assert n_params(model) == CLASSIFIER_PARAMS
+    assert model.pyramid_blocks == EfficientNetLite0.PYRAMID_BLOCKS == (2, 4, 10) and model.skip_blocks == (4, 10)
     model.load_state_dict({k: torch.zeros(s) for k, s in want.items()}, strict=True)
 
 
@@ -106,10 +107,10 @@ def test_deeper_variants_match_their_checkpoint_layout(variant):
     model.load_state_dict({k: torch.zeros(s) for k, s in want.items()}, strict=True)
     x = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
-        _, feats = model.eval().forward_multi(x, model.PYRAMID_BLOCKS)
+        _, feats = model.eval().forward_multi(x, model.pyramid_blocks)
     assert [tuple(f.shape[1:]) for f in feats] == [(c, 64 // s, 96 // s) for c, s in zip(model.pyramid_channels, (4, 8, 16))]
     taps = [i for i, b in enumerate(model._blocks) if i + 1 == len(model._blocks) or model._blocks[i + 1]._depthwise_conv.stride[0] == 2]
-    assert model.PYRAMID_BLOCKS == tuple(taps[1:4])  # the last blocks before the strides to 1/8, 1/16, 1/32
+    assert model.pyramid_blocks == tuple(taps[1:4])  # the last blocks before the strides to 1/8, 1/16, 1/32
     ext = build_extractor(16, variant=variant).eval()
     with torch.no_grad():
         head, pyramid = ext.forward_pyramid(torch.rand(1, 1, 64, 96) * 2 - 1)

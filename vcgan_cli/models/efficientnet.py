@@ -209,8 +209,8 @@ class EfficientNetLite(_FreezableBN):
             last.append(len(blocks) - 1)
         self._blocks = nn.ModuleList(blocks)
         # the last blocks at 1/4 (stage 2), 1/8 (stage 3) and 1/16 (stage 5, the stride-1 stage after stage 4)
-        self.PYRAMID_BLOCKS = (last[1], last[2], last[4])
-        self.SKIP_BLOCKS = (last[2], last[4])
+        self.pyramid_blocks = (last[1], last[2], last[4])
+        self.skip_blocks = (last[2], last[4])
         self.pyramid_channels = (stages[1][1], stages[2][1], stages[4][1])
         self._conv_head = Conv2dSame(in_ch, FEATURE_CHANNELS, 1)
         self._bn1 = _bn(FEATURE_CHANNELS)
@@ -224,8 +224,8 @@ class EfficientNetLite(_FreezableBN):
         return self.forward_multi(x)[0]
 
     def forward_multi(self, x: torch.Tensor, blocks: tuple[int, ...] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The head features and the outputs of ``blocks`` (default :attr:`SKIP_BLOCKS`)."""
-        blocks = self.SKIP_BLOCKS if blocks is None else blocks
+        """The head features and the outputs of ``blocks`` (default :attr:`skip_blocks`)."""
+        blocks = self.skip_blocks if blocks is None else blocks
         x = self._act(self._bn0(self._conv_stem(x)))
         skips = []
         for i, block in enumerate(self._blocks):
@@ -328,7 +328,7 @@ class EfficientNetLiteExtractor(_FreezableBN):
     def forward_pyramid(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """The projected 1/32 features, and the backbone's own at 1/4, 1/8 and 1/16
         (:data:`pyramid_channels`): the encoder of vcgan-lite v1's mainstream."""
-        head, feats = self.backbone.forward_multi(self._normalise(x), self.backbone.PYRAMID_BLOCKS)
+        head, feats = self.backbone.forward_multi(self._normalise(x), self.backbone.pyramid_blocks)
         return self.act(self.proj(head)), tuple(feats)
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
