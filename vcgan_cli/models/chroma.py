@@ -27,6 +27,7 @@ from torch import nn
 
 from .config import ModelConfig
 from .extractors import build_extractor
+from .layers import batchnorms_to_eval
 
 #: BT.601 chroma → RGB offsets (as colour.ycbcr_to_rgb): R = Y + 1.402 Cr, B = Y + 1.772 Cb.
 _KR, _KB = 0.299, 0.114
@@ -272,9 +273,7 @@ class EncoderGenerator(nn.Module):
             for part in self.colour_parts():
                 part.train(mode)
         if mode and self.frozen_norm:
-            for m in self.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.eval()
+            batchnorms_to_eval(self)
         return self
 
     def colour_parts(self) -> list[nn.Module]:

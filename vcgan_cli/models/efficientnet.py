@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import WeightsError
+from .layers import batchnorms_to_eval
 
 __all__ = [
     "BN_EPS",
@@ -176,9 +177,7 @@ class _FreezableBN(nn.Module):
     def train(self, mode: bool = True):
         super().train(mode)
         if mode and self._freeze_bn:
-            for m in self.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.eval()
+            batchnorms_to_eval(self)
         return self
 
 
@@ -292,7 +291,7 @@ class EfficientNetLiteExtractor(_FreezableBN):
         self.variant = variant
         self.register_buffer("mean", torch.tensor(INPUT_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(INPUT_STD).view(1, 3, 1, 1), persistent=False)
-        self.backbone = EfficientNetLite0(num_classes=None) if variant == "lite0" else EfficientNetLite(None, variant=variant)
+        self.backbone = EfficientNetLite(num_classes=None, variant=variant)
         self.pyramid_channels = self.backbone.pyramid_channels  # at 1/4, 1/8, 1/16
         self.skip_channels = self.pyramid_channels[1:]  # at 1/8, 1/16
         self.proj = nn.Conv2d(FEATURE_CHANNELS, out_channels, 1)

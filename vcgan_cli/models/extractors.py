@@ -103,7 +103,7 @@ def build_extractor(kind: str, out_channels: int, pretrained: bool = False) -> n
     if kind == "resnet50-in":
         # No public ImageNet checkpoint of ResNet-50-IN exists offline; training takes a path.
         return ResNet50IN(out_channels)
-    if kind in ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"):
+    if kind.startswith("efficientnet-lite"):  # the variant is checked there
         from .efficientnet import build_extractor as build_effnet
 
         return build_effnet(out_channels, pretrained=pretrained, variant=kind.removeprefix("efficientnet-"))

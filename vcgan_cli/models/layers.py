@@ -6,6 +6,14 @@ from torch import nn
 from torch.nn.utils import spectral_norm
 
 
+def batchnorms_to_eval(module: nn.Module) -> None:
+    """Put every BatchNorm inside ``module`` in eval mode: it normalises with its running
+    statistics and no longer updates them (the rest of the module keeps its mode)."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
 def conv_block(
     in_ch: int,
     out_ch: int,
